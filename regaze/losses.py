@@ -1,0 +1,79 @@
+"""Loss functions of the patent ([0044]–[0051]) as small pure functions, and one combiner.
+
+Every loss returns a float32 scalar; callers compute them outside autocast (losses in float32, STYLE 9).
+Discriminator outputs are logits, so the log-likelihood forms of [0046]–[0047] are written with softplus:
+    -log D(x) = softplus(-logit),   -log(1 - D(x)) = softplus(logit).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from regaze.geometry import angular_error_deg
+
+__all__ = [
+    "discriminator_loss",
+    "generator_loss",
+    "reconstruction_loss",
+    "label_loss",
+    "orthogonality_loss",
+    "generator_total",
+]
+
+
+def discriminator_loss(*, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_disc = -E[log D(X) + log(1 - D(X~))]  ([0046]); logits of any shape (B, ...)."""
+    return F.softplus(-real_logits.float()).mean() + F.softplus(fake_logits.float()).mean()
+
+
+def generator_loss(*, fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_gen = -E[log D(X~)]  ([0047], the non-saturating form)."""
+    return F.softplus(-fake_logits.float()).mean()
+
+
+def reconstruction_loss(*, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_R = ||X~ - X||_1 / |X|  ([0048]); images (B, 3, H, W) in [-1, 1]."""
+    return (output.float() - target.float()).abs().mean()
+
+
+def label_loss(
+    *, gaze_est: torch.Tensor, gaze_label: torch.Tensor, head_est: torch.Tensor, head_label: torch.Tensor
+) -> torch.Tensor:
+    """L_PL = eps_ang(m^g, m~g) + eps_ang(m^h, m~h)  ([0049]–[0050]), pitch/yaw (B, 2) radians.
+
+    eps_ang is the true angle between the direction vectors (L2 norms, DESIGN §1), here in radians so that
+    its weight is comparable to the image losses.
+    """
+    to_rad = torch.pi / 180.0
+    gaze = angular_error_deg(gaze_est.float(), gaze_label.float()).mean() * to_rad
+    head = angular_error_deg(head_est.float(), head_label.float()).mean() * to_rad
+    return gaze + head
+
+
+def orthogonality_loss(*, z_id: torch.Tensor, z_gaze: torch.Tensor, z_head: torch.Tensor) -> torch.Tensor:
+    """L_ort = E[ ||Z_id ⊙ Z_{g,h}||_1 + ||Z_g ⊙ Z_h||_1 ]  ([0044]–[0045]), ⊙ element-wise.
+
+    z_gaze, z_head: (B, K, 3); z_id: any shape with 2·K·3 elements per sample; Z_{g,h} = [Z_g, Z_h] flattened.
+    Normalised by the element count so the weight does not depend on K.
+    """
+    b = z_gaze.shape[0]
+    z_gh = torch.cat([z_gaze.reshape(b, -1), z_head.reshape(b, -1)], dim=1).float()  # (B, 6K)
+    id_part = (z_id.reshape(b, -1).float() * z_gh).abs().mean()
+    gh_part = (z_gaze.reshape(b, -1).float() * z_head.reshape(b, -1).float()).abs().mean()
+    return id_part + gh_part
+
+
+def generator_total(*, terms: dict[str, torch.Tensor], weights: dict[str, float]) -> tuple[torch.Tensor, dict]:
+    """L = sum_k lambda_k L_k ([0051]) over the generator's terms; a zero weight skips the term.
+
+    Returns (total, logs) with logs holding the unweighted terms as detached tensors (no host sync here).
+    """
+    total = torch.zeros((), dtype=torch.float32, device=next(iter(terms.values())).device)
+    logs = {}
+    for name, value in terms.items():
+        logs[name] = value.detach()
+        w = weights.get(name, 0.0)
+        if w:
+            total = total + w * value
+    logs["total"] = total.detach()
+    return total, logs
