@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init", "shutdown", "all_reduce_mean", "barrier", "pick_device"]
+__all__ = ["DistInfo", "init", "shutdown", "all_reduce_mean", "all_gather_object", "barrier", "pick_device"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,12 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         t /= dist.get_world_size()
     return t
+
+
+def all_gather_object(obj) -> list:
+    """[obj of rank 0, obj of rank 1, ...] (a one-element list at world size 1)."""
+    if not dist.is_initialized():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out

@@ -1,0 +1,196 @@
+"""dataclass configs; defaults are the values we actually use.
+
+`config_to_dict` / `config_from_dict` convert any of these dataclasses (nested ones included) to plain
+dicts and back, for JSON files and checkpoints. Reading a dict is a boundary: an unknown key or a value of
+the wrong type is a `RegazeError` that names the field and the accepted values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+
+from regaze.errors import RegazeError
+
+__all__ = ["ModelConfig", "LossWeights", "DataConfig", "TrainConfig", "config_to_dict", "config_from_dict"]
+
+
+def config_to_dict(cfg) -> dict:
+    """Dataclass (nested ones included) -> plain dict of JSON-friendly values (tuples become lists)."""
+
+    def plain(v):
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(cfg)
+
+
+def config_from_dict(cls, data: dict | None):
+    """Plain dict -> dataclass `cls`; missing keys take the defaults, nested dataclasses are built from
+    nested dicts, lists become tuples where the field is a tuple. Unknown keys raise RegazeError."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RegazeError(f"{cls.__name__}: expected a dict of fields, found {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise RegazeError(f"{cls.__name__}: unknown field(s) {unknown}; known fields: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, where=f"{cls.__name__}.{name}")
+    return cls(**kwargs)
+
+
+def _coerce(tp, value, *, where: str):
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(value):
+            return value
+        if not isinstance(value, dict):
+            raise RegazeError(f"{where}: expected a dict of {tp.__name__} fields, found {value!r}")
+        return config_from_dict(tp, value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise RegazeError(f"{where}: expected a list, found {value!r}")
+        return tuple(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RegazeError(f"{where}: expected true/false, found {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RegazeError(f"{where}: expected an integer, found {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RegazeError(f"{where}: expected a number, found {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise RegazeError(f"{where}: expected a string, found {value!r}")
+        return value
+    return value
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The redirector (generator) and its PatchGAN discriminator. See regaze/model/redirector.py for the
+    reasoning behind the widths; `regaze model summary` prints parameters, FLOPs and a timing."""
+
+    image_size: int = 128  # pixels (square); 64, 128 and 224 are tested; must be divisible by 16
+    k: int = 128  # 3-vectors in Z_g and in Z_h, (B, K, 3) each; Z_id has 2K of them, (B, 2K, 3)
+    channel_base: int = 2048  # generator width at feature resolution r: min(channel_max, channel_base // r)
+    channel_max: int = 256
+    res_blocks: int = 2  # residual blocks at the bottleneck grid (<= 8x8), in the encoder and in the decoder
+    level_blocks: int = 1  # residual blocks at each intermediate resolution <= 32 px (encoder and decoder)
+    flat_channels: int = 32  # 1x1-conv width before flattening the grid into the FC layers of IAD / decoder
+    norm: str = "none"  # generator normalisation: "none" or "group" (never batch norm)
+    z_norm: str = "rms"  # "rms": scale each Z block (per sample, over all its elements) to unit RMS; "none"
+    estimator_hidden: int = 128  # hidden width of the auxiliary gaze / head estimators (FC on Z_g, Z_h)
+    disc_channel_base: int = 2048  # discriminator width at resolution r: min(disc_channel_max, base // r)
+    disc_channel_max: int = 256
+    disc_layers: int = 3  # stride-2 4x4 convs; 3 -> 38 px receptive field per patch logit
+    disc_spectral_norm: bool = True  # spectral normalisation of every discriminator conv
+
+    def __post_init__(self):
+        if self.image_size < 32 or self.image_size % 16:
+            raise RegazeError(f"model.image_size must be a multiple of 16 and >= 32 (e.g. 64, 128, 224), got {self.image_size}")
+        if self.k < 1:
+            raise RegazeError(f"model.k must be >= 1, got {self.k}")
+        if self.norm not in ("none", "group"):
+            raise RegazeError(f"model.norm must be 'none' or 'group', got {self.norm!r}")
+        if self.z_norm not in ("rms", "none"):
+            raise RegazeError(f"model.z_norm must be 'rms' or 'none', got {self.z_norm!r}")
+        for name in ("channel_base", "channel_max", "flat_channels", "estimator_hidden", "disc_channel_base", "disc_channel_max", "disc_layers"):
+            if getattr(self, name) < 1:
+                raise RegazeError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("res_blocks", "level_blocks"):
+            if getattr(self, name) < 0:
+                raise RegazeError(f"model.{name} must be >= 0, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        return config_from_dict(cls, data)
+
+    def discriminator_kwargs(self) -> dict:
+        """Keyword arguments of `Discriminator` (which is not part of the Redirector)."""
+        return dict(
+            image_size=self.image_size,
+            channel_base=self.disc_channel_base,
+            channel_max=self.disc_channel_max,
+            layers=self.disc_layers,
+            spectral_norm=self.disc_spectral_norm,
+        )
+
+
+@dataclass
+class LossWeights:
+    """λ1..λ5 of [0051] plus switches. A zero weight turns a term off."""
+
+    disc: float = 1.0  # λ1, discriminator loss (D step)
+    gen: float = 0.05  # λ2, non-saturating generator loss
+    rec: float = 1.0  # λ3, L1 reconstruction of X_a^T, X_b^T
+    label: float = 0.5  # λ4, angular label loss of the auxiliary estimators (radians)
+    ort: float = 0.1  # λ5, orthogonality of Z_id, Z_g, Z_h
+
+
+@dataclass
+class DataConfig:
+    """How training pairs are drawn (DESIGN §1: same session when the data says which)."""
+
+    min_gaze_deg: float = 5.0  # a pair differs by at least this much in gaze ...
+    min_head_deg: float = 5.0  # ... or at least this much in head pose
+    cache_mb: int = 4096  # load the training images into memory when they fit; 0 = always read from disk
+
+
+@dataclass
+class TrainConfig:
+    """Everything `regaze train` needs; the defaults are the ones `make demo` and our runs use."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+    data: DataConfig = field(default_factory=DataConfig)
+    # ablation switches (DESIGN §1)
+    cross_swap: bool = True  # claim 5: swap the rotated target feature across the pair
+    identity_swap: bool = True  # claim 6: swap Z_id across the pair
+    target: str = "random"  # claim 4: random | gaze | head | both
+    # optimisation
+    batch_size: int = 16  # pairs per process
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.99
+    ema_decay: float = 0.995  # EMA of the generator for evaluation and export; 0 = off
+    # stopping: whichever comes first
+    max_steps: int = 20000
+    max_minutes: float = 0.0  # wall-clock budget; 0 = none
+    stop_at_psnr: float = 0.0  # [0041]/[0055]: stop when validation reconstruction PSNR (dB) reaches this; 0 = off
+    # maintenance
+    log_every: int = 50  # steps between stats lines (and the only host syncs)
+    val_every: int = 500  # steps between validation / best checkpoint / image grid
+    ckpt_every: int = 500  # steps between checkpoints
+    keep_last: int = 3  # checkpoints kept besides best.pt
+    val_pairs: int = 64  # fixed validation pairs on held-out subjects
+    seed: int = 0
+    device: str = "auto"  # auto = CUDA when available, else CPU
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def __post_init__(self):
+        if self.target not in ("random", "gaze", "head", "both"):
+            raise RegazeError(f"target must be random, gaze, head or both, got {self.target!r}")
+        for name in ("batch_size", "max_steps", "log_every", "val_every", "ckpt_every", "keep_last", "val_pairs"):
+            if getattr(self, name) < 1:
+                raise RegazeError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise RegazeError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self)

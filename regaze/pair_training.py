@@ -1,0 +1,61 @@
+"""The generator side of one pair-training step (patent claims 5–6, [0030]–[0043]) as one module.
+
+X_a, X_b show the same person in different poses. Per sample a *target* feature is chosen (claim 4: gaze
+or head at random). With `cross_swap` (claim 5):
+
+    Z^{ab} = R(target=b) R(source=a)^T Z^a_target      Z^{ba} = R(a) R(b)^T Z^b_target
+    X_a^T  = Dec(Z_id^a, Z^{ba} in the target slot, a's own non-target feature)     must reproduce X_a
+    X_b^T  = Dec(Z_id^b, Z^{ab} in the target slot, b's own non-target feature)     must reproduce X_b
+
+With `identity_swap` (claim 6) Z_id^a and Z_id^b are exchanged before decoding. Without `cross_swap` (an
+ablation, not the patent) each image is redirected whole to the other's angles, ST-ED style:
+X_b^T = Dec(Z_id^a, R^{ab}_g Z_g^a, R^{ab}_h Z_h^a) and symmetrically; target choice is then irrelevant.
+
+Rotations use the ground-truth labels as source and target angles (DESIGN §1). Wrapping this whole step
+in one nn.Module lets DistributedDataParallel see a single forward per step.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from regaze.model.redirector import Redirector
+
+__all__ = ["PairForward"]
+
+
+class PairForward(nn.Module):
+    """Encode a pair, rotate and swap target features, decode both reconstructions.
+
+    forward(x_a, x_b (B, 3, S, S) in [-1, 1]; gaze_a, head_a, gaze_b, head_b (B, 2) rad;
+            gaze_sel, head_sel (B,) bool from CrossAttributeSeparation.choose_target) -> dict with
+        out_a, out_b (B, 3, S, S): the reconstructions X_a^T, X_b^T, which must reproduce x_a, x_b
+        feats_a, feats_b: the encoders' Features (for the label and orthogonality losses)
+    """
+
+    def __init__(self, redirector: Redirector, *, cross_swap: bool = True, identity_swap: bool = True):
+        super().__init__()
+        self.redirector = redirector
+        self.cross_swap = cross_swap
+        self.identity_swap = identity_swap
+
+    def forward(self, *, x_a, x_b, gaze_a, head_a, gaze_b, head_b, gaze_sel, head_sel):
+        g = self.redirector
+        cas = g.separation
+        feats_a, feats_b = g.encode(torch.cat([x_a, x_b], dim=0)).split(x_a.shape[0])  # one pass over 2B images
+        if self.cross_swap:
+            # Z^{ab}: a's target feature rotated from a's angles to b's; it replaces b's target feature.
+            feats_ab = cas.rotate_features(feats_a, source_gaze=gaze_a, source_head=head_a, target_gaze=gaze_b,
+                                           target_head=head_b, gaze_sel=gaze_sel, head_sel=head_sel)
+            feats_ba = cas.rotate_features(feats_b, source_gaze=gaze_b, source_head=head_b, target_gaze=gaze_a,
+                                           target_head=head_a, gaze_sel=gaze_sel, head_sel=head_sel)
+            rec_a = cas.swap(into=feats_a, from_=feats_ba, gaze_sel=gaze_sel, head_sel=head_sel)
+            rec_b = cas.swap(into=feats_b, from_=feats_ab, gaze_sel=gaze_sel, head_sel=head_sel)
+        else:
+            # Ablation: redirect each image whole to the other's angles (identity from the source image).
+            rec_b = cas.rotate_features(feats_a, source_gaze=gaze_a, source_head=head_a, target_gaze=gaze_b, target_head=head_b)
+            rec_a = cas.rotate_features(feats_b, source_gaze=gaze_b, source_head=head_b, target_gaze=gaze_a, target_head=head_a)
+        if self.identity_swap:
+            rec_a, rec_b = rec_a.replace(z_id=rec_b.z_id), rec_b.replace(z_id=rec_a.z_id)
+        out_a, out_b = g.decode(rec_a.cat(rec_b)).split(x_a.shape[0])  # one decoder pass over 2B feature sets
+        return {"out_a": out_a, "out_b": out_b, "feats_a": feats_a, "feats_b": feats_b}

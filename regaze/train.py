@@ -1,0 +1,415 @@
+"""The training loop (patent claims 5–8), top to bottom.
+
+    regaze train --data FILE --out RUN_DIR [--config FILE.json] [key=value ...]
+    torchrun --nproc_per_node=N -m regaze.train --data FILE --out RUN_DIR ...
+
+One step: draw same-person pairs, choose the target feature per sample (claim 4), rotate and swap across the
+pair (claims 5–6, `PairForward`), then
+    D step:  λ1 L_disc on real images vs reconstructions made under no_grad
+    G step:  λ2 L_gen + λ3 L_R + λ4 L_PL + λ5 L_ort, with D frozen
+    EMA:     an exponential moving average of the generator, used for validation and export
+    upkeep:  stats, validation PSNR (the [0041]/[0055] stop criterion), image grids, atomic checkpoints
+
+Every random draw of a step is seeded by (seed, rank, step), so a resumed run replays exactly the same
+pairs and targets: on the CPU, resuming gives the same loss sequence as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from regaze import dist, losses
+from regaze.config import TrainConfig, config_from_dict
+from regaze.data.dataset import open_dataset
+from regaze.data.pairs import PairSampler
+from regaze.errors import RegazeError
+from regaze.model.discriminator import Discriminator
+from regaze.model.redirector import Redirector
+from regaze.model.separation import CrossAttributeSeparation
+from regaze.pair_training import PairForward
+from regaze.run_dir import RunDir, write_image_grid
+
+__all__ = ["train", "main"]
+
+
+# ---------------------------------------------------------------------------------------------- data
+class ImageSource:
+    """Images by index as float (n, 3, S, S) in [-1, 1]; held in memory when they fit in `cache_mb`."""
+
+    def __init__(self, dataset, indices: np.ndarray, *, cache_mb: int):
+        self.dataset = dataset
+        s = dataset.size
+        self.cache = None
+        if cache_mb and len(indices) * s * s * 3 <= cache_mb * 2**20:
+            order = np.sort(indices)
+            self.cache = {"index": order, "images": dataset.read_images(order)}  # (n, S, S, 3) uint8
+
+    def get(self, indices: np.ndarray) -> torch.Tensor:
+        if self.cache is not None:
+            pos = np.searchsorted(self.cache["index"], indices)
+            u8 = self.cache["images"][pos]
+        else:
+            order = np.argsort(indices)
+            u8 = np.empty((len(indices), self.dataset.size, self.dataset.size, 3), np.uint8)
+            u8[order] = self.dataset.read_images(indices[order])
+        x = torch.from_numpy(u8).permute(0, 3, 1, 2).float()  # (n, 3, S, S)
+        return x / 127.5 - 1.0
+
+
+def _split_or_all(dataset, split: str) -> np.ndarray | None:
+    try:
+        return dataset.split_indices(split)
+    except RegazeError:
+        return None
+
+
+def _step_generators(seed: int, rank: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    ss = np.random.SeedSequence([seed, rank, step])
+    rng = np.random.default_rng(ss)
+    tg = torch.Generator().manual_seed(int(ss.generate_state(1)[0]))
+    return rng, tg
+
+
+def _batch(source: ImageSource, dataset, pairs: np.ndarray, device) -> dict:
+    a, b = pairs[:, 0], pairs[:, 1]
+    t = lambda arr: torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(device)  # noqa: E731
+    return {
+        "x_a": source.get(a).to(device),
+        "x_b": source.get(b).to(device),
+        "gaze_a": t(dataset.gaze[a]),
+        "head_a": t(dataset.head[a]),
+        "gaze_b": t(dataset.gaze[b]),
+        "head_b": t(dataset.head[b]),
+    }
+
+
+# ----------------------------------------------------------------------------------------- the step
+def generator_terms(out: dict, batch: dict, *, fake_logits: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """The generator's loss terms of one step, float32 (names match LossWeights)."""
+    fa, fb = out["feats_a"], out["feats_b"]
+    terms = {
+        "rec": 0.5
+        * (
+            losses.reconstruction_loss(output=out["out_a"], target=batch["x_a"])
+            + losses.reconstruction_loss(output=out["out_b"], target=batch["x_b"])
+        ),
+        "label": 0.5
+        * (
+            losses.label_loss(gaze_est=fa.gaze_est, gaze_label=batch["gaze_a"], head_est=fa.head_est, head_label=batch["head_a"])
+            + losses.label_loss(gaze_est=fb.gaze_est, gaze_label=batch["gaze_b"], head_est=fb.head_est, head_label=batch["head_b"])
+        ),
+        "ort": 0.5
+        * (
+            losses.orthogonality_loss(z_id=fa.z_id, z_gaze=fa.z_gaze, z_head=fa.z_head)
+            + losses.orthogonality_loss(z_id=fb.z_id, z_gaze=fb.z_gaze, z_head=fb.z_head)
+        ),
+    }
+    if fake_logits is not None:
+        terms["gen"] = losses.generator_loss(fake_logits=fake_logits)
+    return terms
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach(), 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+@torch.no_grad()
+def validate(pair_forward: PairForward, source: ImageSource, dataset, pairs: np.ndarray, *, device, batch_size: int) -> dict:
+    """Reconstruction PSNR/L1 of X^T on fixed held-out pairs (the similarity of [0041]/[0055])."""
+    mse_sum, l1_sum, n = 0.0, 0.0, 0
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        batch = _batch(source, dataset, chunk, device)
+        gaze_sel, head_sel = CrossAttributeSeparation.choose_target(len(chunk), mode="random", generator=torch.Generator().manual_seed(start))
+        out = pair_forward(**batch, gaze_sel=gaze_sel.to(device), head_sel=head_sel.to(device))
+        for o, t in ((out["out_a"], batch["x_a"]), (out["out_b"], batch["x_b"])):
+            diff = (o.float().clamp(-1, 1) - t.float()) / 2.0  # in [0, 1] units
+            mse_sum += float(diff.pow(2).flatten(1).mean(1).clamp_min(1e-10).log10().mul(-10).sum())
+            l1_sum += float(diff.abs().mean()) * len(chunk)
+            n += len(chunk)
+    return {"val_psnr_db": mse_sum / n, "val_l1": l1_sum / n}
+
+
+# ------------------------------------------------------------------------------------------ the loop
+def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
+    """Train a redirector on `data`, writing the run directory `out`. Returns the final stats."""
+    info = dist.init(device=cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = info.device
+    torch.manual_seed(cfg.seed * info.world_size + info.rank)
+    run = RunDir(out, create=info.is_main)
+    amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    # ---- data: training subjects for pairs, validation subjects for the stop criterion
+    dataset = open_dataset(data)
+    if not dataset.has_gaze_labels:
+        raise RegazeError(f"{data}: has no gaze labels; training needs gaze and head labels")
+    if dataset.size != cfg.model.image_size:
+        raise RegazeError(f"{data}: images are {dataset.size}² but model.image_size={cfg.model.image_size}; set model.image_size={dataset.size} or convert the data with `regaze data convert --size`")
+    train_idx = _split_or_all(dataset, "train")
+    val_idx = _split_or_all(dataset, "val")
+    if train_idx is None:
+        train_idx = np.arange(len(dataset))
+    sampler_kw = dict(gaze=dataset.gaze, head=dataset.head, subject=dataset.subject, session=dataset.session,
+                      min_gaze_deg=cfg.data.min_gaze_deg, min_head_deg=cfg.data.min_head_deg)
+    sampler = PairSampler(**sampler_kw, indices=train_idx, seed=cfg.seed, rank=info.rank, world_size=info.world_size)
+    val_pairs = None
+    if val_idx is not None and len(val_idx):
+        val_sampler = PairSampler(**sampler_kw, indices=val_idx, seed=cfg.seed + 1)
+        val_pairs = val_sampler.sample(cfg.val_pairs, rng=np.random.default_rng(cfg.seed + 1))
+    source = ImageSource(dataset, np.concatenate([train_idx, val_idx if val_idx is not None else []]).astype(np.int64), cache_mb=cfg.data.cache_mb)
+    if info.is_main:
+        print(f"data: {len(train_idx)} training images, pairs by {sampler.rule} "
+              f"({sampler.skipped_groups} single-image groups skipped); "
+              f"{0 if val_idx is None else len(val_idx)} validation images", file=sys.stderr)
+
+    # ---- models and optimisers (models own neither)
+    generator = Redirector(cfg.model).to(device)
+    discriminator = Discriminator(**cfg.model.discriminator_kwargs()).to(device)
+    ema = copy.deepcopy(generator).requires_grad_(False).eval()
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    step, best_psnr = 0, -math.inf
+    if resume:
+        state = run.load_latest(config=cfg)
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        ema.load_state_dict(state["ema"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step, best_psnr = state["step"], state.get("best_psnr_db", -math.inf)
+    elif info.is_main:
+        run.start(config=cfg)
+
+    pair_forward = PairForward(generator, cross_swap=cfg.cross_swap, identity_swap=cfg.identity_swap)
+    ema_forward = PairForward(ema, cross_swap=cfg.cross_swap, identity_swap=cfg.identity_swap)
+    d_train = discriminator
+    if info.world_size > 1:  # generator and discriminator wrapped separately
+        pair_forward = DistributedDataParallel(pair_forward, device_ids=[device.index] if device.type == "cuda" else None)
+        d_train = DistributedDataParallel(discriminator, device_ids=[device.index] if device.type == "cuda" else None)
+    weights = asdict(cfg.loss)
+
+    def check_finite() -> None:
+        if float(dist.all_reduce_mean(nonfinite)) > 0:
+            raise RegazeError(f"loss became NaN/inf at or before step {step}; stopping. The last good checkpoint is kept in "
+                              f"{run.ckpt_dir}. Try lower learning rates (lr_g, lr_d) or a smaller loss.gen.")
+
+    def save(tag_best: bool = False, val: dict | None = None) -> None:
+        check_finite()  # never write weights that a NaN step has touched
+        if info.is_main:
+            state = {
+                "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
+                "ema": ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                "config": cfg.to_dict(), "step": step, "best_psnr_db": best_psnr, "val": val or {},
+            }
+            run.save_checkpoint(state, step=step, best=tag_best, keep_last=cfg.keep_last)
+        dist.barrier()
+
+    t_start, t_log, pairs_since_log = time.time(), time.time(), 0
+    sums, nonfinite = {}, torch.zeros((), device=device)
+    last = {}
+    bar = None
+    if progress and info.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, file=sys.stderr)
+    stop_reason = "max_steps"
+    try:
+        while step < cfg.max_steps:
+            rng, tgen = _step_generators(cfg.seed, info.rank, step)
+            batch = _batch(source, dataset, sampler.sample(cfg.batch_size, rng=rng), device)
+            gaze_sel, head_sel = CrossAttributeSeparation.choose_target(cfg.batch_size, mode=cfg.target, generator=tgen)
+            sel = {"gaze_sel": gaze_sel.to(device), "head_sel": head_sel.to(device)}
+
+            # -- D step: real vs reconstructions made without gradients to the generator
+            if weights["disc"] and weights["gen"]:
+                with torch.no_grad(), amp:
+                    fakes = pair_forward(**batch, **sel) if info.world_size == 1 else pair_forward.module(**batch, **sel)
+                discriminator.requires_grad_(True)
+                real = torch.cat([batch["x_a"], batch["x_b"]])
+                fake = torch.cat([fakes["out_a"], fakes["out_b"]]).detach()
+                with amp:
+                    logits = d_train(torch.cat([real, fake]))  # one pass: (4B, ...) logits
+                real_logits, fake_logits = logits.float().chunk(2)
+                d_loss = weights["disc"] * losses.discriminator_loss(real_logits=real_logits, fake_logits=fake_logits)
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                sums["disc"] = sums.get("disc", 0.0) + d_loss.detach()
+
+            # -- G step: D frozen; gradients flow through it to the generator only
+            discriminator.requires_grad_(False)
+            with amp:
+                out = pair_forward(**batch, **sel)
+                fake_logits = None
+                if weights["gen"]:
+                    fake_logits = discriminator(torch.cat([out["out_a"], out["out_b"]]))
+            terms = generator_terms(out, batch, fake_logits=None if fake_logits is None else fake_logits.float())
+            total, logs = losses.generator_total(terms=terms, weights=weights)
+            opt_g.zero_grad(set_to_none=True)
+            total.backward()
+            opt_g.step()
+            nonfinite += (~torch.isfinite(total)).float()
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v
+
+            # -- EMA of the generator
+            if cfg.ema_decay:
+                _ema_update(ema, generator, cfg.ema_decay if step >= 100 else 0.0)
+            else:
+                ema.load_state_dict(generator.state_dict())
+            step += 1
+            pairs_since_log += cfg.batch_size * info.world_size
+            if bar is not None:
+                bar.update(1)
+
+            # -- upkeep: the only host syncs are here
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                check_finite()
+                n_steps = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
+                now = time.time()
+                last = {k: float(dist.all_reduce_mean(v)) / n_steps for k, v in sums.items()}
+                last.update(step=step, pairs_per_s=pairs_since_log / max(now - t_log, 1e-9), elapsed_s=now - t_start)
+                with torch.no_grad():
+                    fa = out["feats_a"]
+                    last.update(norm_id=float(fa.z_id.float().norm(dim=-1).mean()), norm_gaze=float(fa.z_gaze.float().norm(dim=-1).mean()),
+                                norm_head=float(fa.z_head.float().norm(dim=-1).mean()))
+                sums, t_log, pairs_since_log = {}, now, 0
+                if info.is_main:
+                    run.log(last)
+                    if bar is not None:
+                        bar.set_postfix(pairs_s=f"{last['pairs_per_s']:.0f}", rec=f"{last['rec']:.3f}", label=f"{last['label']:.3f}")
+            timed_out = cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60
+            if val_pairs is not None and (step % cfg.val_every == 0 or step == cfg.max_steps or timed_out):
+                ema.eval()
+                val = validate(ema_forward, source, dataset, val_pairs, device=device, batch_size=cfg.batch_size)
+                improved = val["val_psnr_db"] > best_psnr
+                best_psnr = max(best_psnr, val["val_psnr_db"])
+                if info.is_main:
+                    run.log({"step": step, **val})
+                    write_image_grid(run, ema, source, dataset, val_pairs[:4, 0], step=step)
+                save(tag_best=improved, val=val)
+                if cfg.stop_at_psnr and val["val_psnr_db"] >= cfg.stop_at_psnr:
+                    stop_reason = f"validation PSNR {val['val_psnr_db']:.2f} dB reached stop_at_psnr={cfg.stop_at_psnr}"
+                    break
+            elif step % cfg.ckpt_every == 0:
+                save()
+            if timed_out:
+                stop_reason = f"max_minutes={cfg.max_minutes} reached"
+                break
+    except torch.OutOfMemoryError as e:
+        raise RegazeError(f"out of memory at batch_size={cfg.batch_size}: try a smaller batch (batch_size={max(1, cfg.batch_size // 2)}) or a smaller model.") from e
+    finally:
+        if bar is not None:
+            bar.close()
+    if step % cfg.ckpt_every != 0 and step % cfg.val_every != 0:
+        save()
+    summary = {"step": step, "stop_reason": stop_reason, "best_val_psnr_db": best_psnr, **last}
+    if info.world_size > 1:  # evidence for the multi-process tests: disjoint data, weights in sync
+        summary["rank_anchor_counts"] = dist.all_gather_object(len(sampler.anchors))
+        summary["rank_anchor_overlap"] = _overlap(dist.all_gather_object(sampler.anchors.tolist()))
+        summary["rank_param_checksums"] = dist.all_gather_object(
+            float(sum(p.detach().double().abs().sum() for p in generator.parameters())))
+    if info.is_main:
+        run.write_json("summary.json", summary)
+        print(f"stopped at step {step}: {stop_reason}", file=sys.stderr)
+    dist.shutdown()
+    return summary
+
+
+def _overlap(per_rank: list[list[int]]) -> int:
+    """Number of indices that appear in more than one rank's list."""
+    seen: dict[int, int] = {}
+    for items in per_rank:
+        for i in set(items):
+            seen[i] = seen.get(i, 0) + 1
+    return sum(1 for c in seen.values() if c > 1)
+
+
+# ------------------------------------------------------------------------------------------- entry
+def parse_overrides(pairs: list[str]) -> dict:
+    """['loss.gen=0.1', 'model.k=64', 'cross_swap=false'] -> nested dict with JSON-parsed values."""
+    nested: dict = {}
+    for item in pairs:
+        if "=" not in item:
+            raise RegazeError(f"override {item!r}: expected key=value, e.g. loss.ort=0 or batch_size=8")
+        key, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw.lower() if raw.lower() in ("true", "false") else raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = nested
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return nested
+
+
+def build_config(*, config_file: str | None, overrides: list[str]) -> TrainConfig:
+    base: dict = {}
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise RegazeError(f"config file not found: {path}")
+        try:
+            base = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise RegazeError(f"{path}: not valid JSON ({e})") from e
+    merged = _deep_merge(base, parse_overrides(overrides))
+    return config_from_dict(TrainConfig, merged)
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", required=True, help="training data: regaze, ETH-XGaze or ST-ED/FAZE file (see `regaze data inspect`)")
+    parser.add_argument("--out", required=True, help="run directory (config, stats.jsonl, checkpoints, grids)")
+    parser.add_argument("--config", help="JSON file with TrainConfig fields (see configs/)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, dotted for nested fields: batch_size=8 loss.ort=0 identity_swap=false model.image_size=128")
+
+
+def run_from_args(args) -> int:
+    cfg = build_config(config_file=args.config, overrides=args.overrides)
+    train(cfg, data=args.data, out=args.out, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m regaze.train", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except (RegazeError, FileNotFoundError) as e:
+        print(f"regaze train: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
