@@ -1,0 +1,86 @@
+"""`regaze augment`: enlarge a labelled dataset with redirected copies of its images. See regaze/augment.py."""
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """examples:
+  regaze augment --run runs/r64 --data data/synth64.h5 --out data/synth64_aug.h5 --per-image 4
+  regaze augment --run runs/x128 --data xgaze128.h5 --out aug.h5 --per-image 8 --targets uniform \\
+                 --gaze-range 40,50 --head-range 30,45 --change gaze --split train --include-source
+  regaze augment --run runs/r64 --data synth64.h5 --out grid.h5 --targets grid --change head --per-image 9
+  torchrun --nproc_per_node=4 -m regaze.augment --run-dir runs/x128 --data xgaze128.h5 --out aug.h5 --per-image 8
+    (under torchrun write --run-dir: torchrun reads a bare --run as an abbreviation of its own --run-path)
+
+targets: kde     = the input's own joint (gaze, head) label distribution: a random label row plus Gaussian
+                   noise with Scott's bandwidth (4-D KDE), kept inside the ranges;
+         uniform = uniform in the ranges; grid = a lattice over the ranges (--grid-steps values per angle).
+ranges (degrees): 'P,Y' means |pitch| <= P and |yaw| <= Y; 'PMIN,PMAX,YMIN,YMAX' is explicit; the default
+is the range of the selected sources' own labels (where the model has seen data). Valid: |pitch| <= 90,
+|yaw| <= 180. --change gaze keeps the source's head label (and head feature), --change head its gaze.
+
+Resumable: a killed run (even SIGKILL) continues where it stopped when the same command is run again;
+finished chunks live in OUT.parts/ until the final merge, and OUT appears only when complete. Running the
+same command on a complete OUT does nothing; other arguments need --force. The same --seed gives the same
+file whatever the number of processes (the targets of a sample depend only on the seed and its source).
+The images must already be at the model's size (convert with `regaze data convert --size`).
+"""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--run", "--run-dir", dest="run", required=True,
+                        help="training run directory (or a checkpoint .pt file); spell it --run-dir under torchrun")
+    parser.add_argument("--which", choices=("best", "latest"), default="best",
+                        help="checkpoint of the run directory to use (default best)")
+    parser.add_argument("--data", required=True, help="labelled input dataset (regaze, ETH-XGaze or ST-ED/FAZE layout)")
+    parser.add_argument("--out", required=True, help="output .h5 file (regaze layout)")
+    parser.add_argument("--per-image", type=int, default=4, metavar="K", help="new images per source image (default 4)")
+    parser.add_argument("--targets", choices=("kde", "uniform", "grid"), default="kde",
+                        help="how target angles are chosen (default kde)")
+    parser.add_argument("--change", choices=("gaze", "head", "both"), default="both",
+                        help="which angles change (default both)")
+    parser.add_argument("--gaze-range", metavar="DEG", help="gaze target range in degrees: 'P,Y' or 'PMIN,PMAX,YMIN,YMAX'")
+    parser.add_argument("--head-range", metavar="DEG", help="head target range in degrees: 'P,Y' or 'PMIN,PMAX,YMIN,YMAX'")
+    parser.add_argument("--grid-steps", type=int, default=0, metavar="N",
+                        help="grid targets: values per changed angle (default: the fewest giving >= K points)")
+    parser.add_argument("--include-source", action="store_true", help="also copy each source image (change_mode 0)")
+    parser.add_argument("--split", choices=("all", "train", "val", "test"), default="all",
+                        help="augment only this split's subjects (uses the input's subjects_* attributes; default all)")
+    parser.add_argument("--source-angles", choices=("labels", "estimated"), default="labels",
+                        help="current angles the rotation starts from: the input's labels (default) or the "
+                             "model's auxiliary estimates")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the target draws (default 0)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    parser.add_argument("--chunk-size", type=int, default=1024,
+                        help="images per part file, the unit of resumption and of sharding (default 1024)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--compression", choices=("lzf", "gzip", "none"), default="lzf",
+                        help="HDF5 compression of the output (default lzf)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing OUT and discard OUT.parts of another augmentation")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_from_args(args) -> int:
+    from regaze.augment import augment
+    from regaze.augment_targets import parse_range_deg
+
+    gaze_range = None if args.gaze_range is None else parse_range_deg(args.gaze_range, name="--gaze-range")
+    head_range = None if args.head_range is None else parse_range_deg(args.head_range, name="--head-range")
+    augment(run=args.run, data=args.data, out=args.out, per_image=args.per_image, targets=args.targets,
+            change=args.change, gaze_range_rad=gaze_range, head_range_rad=head_range,
+            include_source=args.include_source, grid_steps=args.grid_steps, split=args.split,
+            source_angles=args.source_angles, seed=args.seed, batch_size=args.batch_size, chunk_size=args.chunk_size,
+            which=args.which, device=args.device, threads=args.threads, compression=args.compression,
+            force=args.force, progress=not args.quiet)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "augment", help="add redirected copies of a dataset's images, with labels and provenance",
+        description="Re-render every source image K times with new gaze and/or head angles and write a labelled\n"
+                    "regaze-layout file with per-image provenance (source_index, sample_k, change_mode, checkpoint).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(func=run_from_args)

@@ -1,0 +1,73 @@
+"""`regaze redirect`: new gaze and/or head angles for normalized face crops (image files). See regaze/redirect_images.py."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EPILOG = """examples:
+  regaze redirect face.png --gaze 10,-25 -o out/                 # up, towards the image's right; head kept
+  regaze redirect a.png b.jpg --gaze 0,0 --head 0,20 --run runs/r64 -o out/
+  regaze redirect face.png --sweep -o out/                       # out/face_sweep.png
+  regaze redirect face.png --head 0,30 --source-gaze 5,10 --source-head 0,0 -o out/
+
+Angles are degrees 'PITCH,YAW' (|pitch| <= 90, |yaw| <= 180), ETH-XGaze conventions: (0,0) looks into the
+camera, positive pitch looks up, positive yaw towards the image's left (the person's right). The source
+angles the rotation starts from are the model's own estimates unless --source-gaze / --source-head are
+given; redirect.json lists the ones used.
+
+Inputs must be normalized face crops: square RGB images (PNG or JPEG). An image not at the model's size is
+resized to it (area filter when shrinking, bicubic when enlarging) with a warning, and the output is at the
+model's size. Non-image files, non-square images, out-of-range angles and a missing checkpoint are errors,
+checked before anything is written.
+
+Outputs in OUT_DIR: NAME_redirected.png (with --gaze/--head), NAME_sweep.png (with --sweep: rows gaze yaw,
+gaze pitch, head yaw, head pitch; first column the input), redirect.json (angles used, checkpoint hash).
+Existing files of the same names are replaced.
+"""
+
+DEFAULT_RUN = "runs/demo/run"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "redirect", help="re-render face crops with new gaze / head angles, or sweep grids",
+        description="Redirect gaze and/or head pose of normalized face crops with a trained model.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="normalized face crops (PNG or JPEG)")
+    p.add_argument("--gaze", metavar="P,Y", help="target gaze pitch,yaw in degrees (default: keep)")
+    p.add_argument("--head", metavar="P,Y", help="target head pitch,yaw in degrees (default: keep)")
+    p.add_argument("--source-gaze", metavar="P,Y", help="current gaze of the inputs in degrees (default: estimated)")
+    p.add_argument("--source-head", metavar="P,Y", help="current head pose of the inputs in degrees (default: estimated)")
+    p.add_argument("--sweep", action="store_true", help="also write a grid of gaze and head sweeps per image")
+    p.add_argument("--sweep-max", type=float, default=30.0, metavar="DEG", help="sweep from -DEG to +DEG (default 30)")
+    p.add_argument("--sweep-steps", type=int, default=5, metavar="N", help="values per sweep (default 5)")
+    p.add_argument("--run", default=DEFAULT_RUN,
+                   help="training run directory or checkpoint .pt (default runs/demo/run, made by `make demo`)")
+    p.add_argument("--which", choices=("best", "latest"), default="best", help="checkpoint of the run (default best)")
+    p.add_argument("-o", "--out-dir", required=True, help="output directory (created if needed)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from pathlib import Path
+
+    from regaze.errors import RegazeError
+    from regaze.redirect_images import parse_angles_deg, redirect_files
+
+    if args.run == DEFAULT_RUN and not Path(DEFAULT_RUN).exists():
+        raise RegazeError(f"no model at the default --run {DEFAULT_RUN}; train one with `make demo` or pass --run RUN_DIR")
+
+    angle = lambda text, name: None if text is None else parse_angles_deg(text, name=name)  # noqa: E731
+    records = redirect_files(
+        args.images, run=args.run, out_dir=args.out_dir, gaze_rad=angle(args.gaze, "--gaze"),
+        head_rad=angle(args.head, "--head"), source_gaze_rad=angle(args.source_gaze, "--source-gaze"),
+        source_head_rad=angle(args.source_head, "--source-head"), sweep=args.sweep, sweep_max_deg=args.sweep_max,
+        sweep_steps=args.sweep_steps, which=args.which, device=args.device,
+        log=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    for rec in records:
+        fmt = lambda v: "kept" if v is None else f"({v[0]:+.1f}, {v[1]:+.1f})"  # noqa: E731
+        print(f"{rec['input']}: source gaze {fmt(rec['source_gaze_deg'])} head {fmt(rec['source_head_deg'])} -> "
+              f"gaze {fmt(rec['target_gaze_deg'])} head {fmt(rec['target_head_deg'])}: "
+              f"{rec.get('output') or ''} {rec.get('sweep') or ''}".rstrip())
+    return 0
