@@ -86,8 +86,8 @@ class ModelConfig:
     k: int = 128  # 3-vectors in Z_g and in Z_h, (B, K, 3) each; Z_id has 2K of them, (B, 2K, 3)
     channel_base: int = 2048  # generator width at feature resolution r: min(channel_max, channel_base // r)
     channel_max: int = 256
-    res_blocks: int = 2  # residual blocks at the bottleneck grid (<= 8x8), in the encoder and in the decoder
-    level_blocks: int = 1  # residual blocks at each intermediate resolution <= 32 px (encoder and decoder)
+    encoder_blocks: tuple[int, ...] = (1, 1)  # residual blocks per level, coarsest first: (at 8x8, at 16x16, ...)
+    decoder_blocks: tuple[int, ...] = (1, 1, 1)  # the same for the decoder; levels past the tuple get none
     flat_channels: int = 32  # 1x1-conv width before flattening the grid into the FC layers of IAD / decoder
     norm: str = "none"  # generator normalisation: "none" or "group" (never batch norm)
     z_norm: str = "rms"  # "rms": scale each Z block (per sample, over all its elements) to unit RMS; "none"
@@ -109,9 +109,13 @@ class ModelConfig:
         for name in ("channel_base", "channel_max", "flat_channels", "estimator_hidden", "disc_channel_base", "disc_channel_max", "disc_layers"):
             if getattr(self, name) < 1:
                 raise RegazeError(f"model.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("res_blocks", "level_blocks"):
-            if getattr(self, name) < 0:
-                raise RegazeError(f"model.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("encoder_blocks", "decoder_blocks"):
+            blocks = getattr(self, name)
+            if isinstance(blocks, list):  # from JSON
+                blocks = tuple(blocks)
+                object.__setattr__(self, name, blocks)
+            if not isinstance(blocks, tuple) or not all(isinstance(n, int) and n >= 0 for n in blocks):
+                raise RegazeError(f"model.{name} must be a list of block counts >= 0 (coarsest level first), got {blocks!r}")
 
     def to_dict(self) -> dict:
         return config_to_dict(self)

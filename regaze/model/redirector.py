@@ -1,0 +1,152 @@
+"""Redirector: the patent's redirection model (claim 1) = Encoder -> IAD -> CAS -> Decoder.
+
+    feats = redirector.encode(x)          Features: z_id (B, 2K, 3), z_gaze, z_head (B, K, 3), gaze_est, head_est (B, 2)
+    feats = redirector.separation.rotate_features(feats, source_gaze=..., target_gaze=..., ...)
+    x_new = redirector.decode(feats)      (B, 3, S, S) in [-1, 1]
+    out, sources = redirector.redirect(images, gaze=..., head=...)   user-facing, validated, no_grad
+
+Widths (defaults of ModelConfig, 128 px), and why:
+- The information that reaches the decoder is Z: 12K numbers (1536 at K = 128: Z_id 768, Z_g 384, Z_h 384)
+  against ST-ED's 16 3-vectors per factor. K sets identity capacity; see the ModelConfig note on K.
+- Encoder: a 4x4 stride-2 stem and one stride-2 conv per halving reach 8x8 early (128 -> 64 -> 32 -> 16 -> 8);
+  widths double per halving (32, 64, 128, 256) so each level costs about the same; residual blocks only at
+  <= 32 px, where 3x3 convs are wide and cheap on a CPU and where the face's layout is decided.
+- Decoder: mirror image with nearest-upsample + 3x3 conv per doubling, residual blocks at <= 32 px, and a
+  last doubling straight to RGB (a 32-channel 64 px map is the finest feature map; an extra full-width
+  128 px stage would cost more than the rest of the decoder). No encoder-to-decoder skips (pose would leak
+  around the bottleneck) and no BatchNorm / GroupNorm (see layers.py).
+- Dense 3x3 convs, not depthwise-separable ones: at these widths oneDNN runs dense convs at ~200 GFLOP/s
+  on two AVX-512 cores, while depthwise convs are memory-bound. Feature maps are kept channels_last.
+Figures (parameters, FLOPs, speed) are in benchmarks/results/model_speed.json and `regaze model summary`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from regaze.config import ModelConfig
+from regaze.errors import RegazeError
+from regaze.geometry import MAX_PITCH_RAD, MAX_YAW_RAD
+from regaze.model.decoder import Decoder
+from regaze.model.decomposition import Features, IrrelevantAttributeDecomposition
+from regaze.model.encoder import Encoder
+from regaze.model.separation import CrossAttributeSeparation
+
+__all__ = ["Redirector"]
+
+
+class Redirector(nn.Module):
+    """The generator. Owns no optimizer, loss or device; `.to(device)` as any module."""
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = cfg = config if config is not None else ModelConfig()
+        widths = dict(channel_base=cfg.channel_base, channel_max=cfg.channel_max, norm=cfg.norm)
+        self.encoder = Encoder(image_size=cfg.image_size, blocks=cfg.encoder_blocks, **widths)
+        self.decomposition = IrrelevantAttributeDecomposition(
+            in_channels=self.encoder.out_channels, grid=self.encoder.grid, k=cfg.k,
+            flat_channels=cfg.flat_channels, estimator_hidden=cfg.estimator_hidden, z_norm=cfg.z_norm,
+        )
+        self.separation = CrossAttributeSeparation()
+        self.decoder = Decoder(image_size=cfg.image_size, k=cfg.k, blocks=cfg.decoder_blocks, flat_channels=cfg.flat_channels, **widths)
+        self.to(memory_format=torch.channels_last)
+
+    # ------------------------------------------------------------------------------- training API
+    def encode(self, x: torch.Tensor) -> Features:
+        """x (B, 3, S, S) float in [-1, 1] -> Features (differentiable)."""
+        f_e = self.encoder(x.contiguous(memory_format=torch.channels_last))  # (B, C, g, g)
+        return self.decomposition(f_e)
+
+    def decode(self, feats: Features) -> torch.Tensor:
+        """Features -> (B, 3, S, S) in [-1, 1] (differentiable)."""
+        return self.decoder(z_id=feats.z_id, z_gaze=feats.z_gaze, z_head=feats.z_head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Plain reconstruction Dec(Enc(x)), (B, 3, S, S)."""
+        return self.decode(self.encode(x))
+
+    # ------------------------------------------------------------------------------- user API
+    @torch.no_grad()
+    def redirect(self, images, *, gaze=None, head=None, source_gaze=None, source_head=None):
+        """Re-render `images` with new gaze and/or head angles ([0021]).
+
+        images: uint8 NumPy (B, S, S, 3) or (S, S, 3) RGB, or a float tensor (B, 3, S, S) or (3, S, S) in [-1, 1].
+        gaze, head: target (pitch, yaw) in radians, (B, 2) or (2,) for the whole batch; None keeps that feature.
+        source_gaze, source_head: the images' current angles; None uses the auxiliary estimators (m~g, m~h).
+        Returns (images, sources): the redirected images in the input's kind and layout (uint8 NumPy or a float
+        tensor), and {"gaze": ..., "head": ...} the source angles used, float32 tensors (B, 2), or (2,) for one
+        image. Gaze is rotated first, then head; the two act on separate features, so this equals rotating
+        both at once.
+        """
+        x, single, numpy_in = self._input_images(images)  # (B, 3, S, S)
+        b = x.shape[0]
+        gaze, head = _angles(gaze, "gaze", b, x.device), _angles(head, "head", b, x.device)
+        source_gaze = _angles(source_gaze, "source_gaze", b, x.device)
+        source_head = _angles(source_head, "source_head", b, x.device)
+        feats = self.encode(x)
+        if source_gaze is None:
+            source_gaze = feats.gaze_est.float()  # (B, 2)
+        if source_head is None:
+            source_head = feats.head_est.float()  # (B, 2)
+        cas = self.separation
+        feats = cas.rotate_features(feats, source_gaze=source_gaze, target_gaze=gaze)  # gaze first ...
+        feats = cas.rotate_features(feats, source_head=source_head, target_head=head)  # ... then head
+        out = self.decode(feats)  # (B, 3, S, S)
+        sources = {"gaze": source_gaze, "head": source_head}
+        if numpy_in:
+            out = ((out.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        else:
+            out = out.to(images.dtype)
+        if single:
+            out, sources = out[0], {k: v[0] for k, v in sources.items()}
+        return out, sources
+
+    def _input_images(self, images) -> tuple[torch.Tensor, bool, bool]:
+        """Validate `images` -> (float (B, 3, S, S) on the model's device, single image?, NumPy input?)."""
+        s = self.config.image_size
+        param = next(self.parameters())
+        if isinstance(images, np.ndarray):
+            if images.dtype != np.uint8:
+                raise RegazeError(f"NumPy images must be uint8 RGB (H, W, 3) or (B, H, W, 3); found dtype {images.dtype}")
+            if images.ndim not in (3, 4) or images.shape[-3:] != (s, s, 3):
+                raise RegazeError(f"NumPy images must have shape ({s}, {s}, 3) or (B, {s}, {s}, 3) for this {s} px model; found {images.shape}")
+            single = images.ndim == 3
+            u8 = torch.from_numpy(np.ascontiguousarray(images[None] if single else images))  # (B, S, S, 3)
+            return u8.to(param.device).permute(0, 3, 1, 2).to(param.dtype) / 127.5 - 1.0, single, True
+        if isinstance(images, torch.Tensor):
+            if not images.is_floating_point():
+                raise RegazeError(f"tensor images must be float in [-1, 1], (B, 3, {s}, {s}) or (3, {s}, {s}); found dtype {images.dtype} (for uint8 use x.float() / 127.5 - 1)")
+            if images.dim() not in (3, 4) or tuple(images.shape[-3:]) != (3, s, s):
+                raise RegazeError(f"tensor images must have shape (B, 3, {s}, {s}) or (3, {s}, {s}) for this {s} px model; found {tuple(images.shape)}")
+            single = images.dim() == 3
+            x = (images[None] if single else images).to(param.device, param.dtype)
+            lo, hi = float(x.min()), float(x.max())
+            if not np.isfinite(lo + hi) or lo < -1.001 or hi > 1.001:
+                raise RegazeError(f"tensor images must be finite and in [-1, 1]; found values in [{lo:.3g}, {hi:.3g}]")
+            return x, single, False
+        raise RegazeError(f"images must be a uint8 NumPy array or a float torch tensor; found {type(images).__name__}")
+
+
+def _angles(value, name: str, batch_size: int, device) -> torch.Tensor | None:
+    """(2,) or (B, 2) pitch/yaw radians (tensor, array or sequence) -> float32 (B, 2) on `device`, checked."""
+    if value is None:
+        return None
+    try:
+        t = torch.as_tensor(np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float64))
+    except (TypeError, ValueError) as e:
+        raise RegazeError(f"{name} must be (pitch, yaw) radians, shape (2,) or ({batch_size}, 2); found {value!r}") from e
+    if t.shape == (2,):
+        t = t.expand(batch_size, 2)
+    if t.dim() != 2 or t.shape != (batch_size, 2):
+        raise RegazeError(f"{name} must be (pitch, yaw) radians of shape (2,) or ({batch_size}, 2); found shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise RegazeError(f"{name} contains NaN or inf")
+    pitch, yaw = t[:, 0].abs().max().item(), t[:, 1].abs().max().item()
+    if pitch > MAX_PITCH_RAD + 1e-6 or yaw > MAX_YAW_RAD + 1e-6:
+        hint = " (angles are radians, not degrees)" if max(pitch, yaw) > MAX_YAW_RAD else ""
+        raise RegazeError(
+            f"{name} out of range: pitch must be in [-pi/2, pi/2] and yaw in [-pi, pi] radians; "
+            f"found max |pitch| = {pitch:.3f}, max |yaw| = {yaw:.3f}{hint}"
+        )
+    return t.to(device=device, dtype=torch.float32)
