@@ -1,0 +1,129 @@
+"""`regaze evaluate`: the redirection evaluation of a trained model (DESIGN §4), top to bottom.
+
+    result = evaluate_run(run="runs/x", data="synth64.h5", estimator="runs/estimator", n_pairs=500)
+    # -> writes runs/x/eval.json and runs/x/eval.md; returns the same dict
+
+`evaluate_model(model, ...)` is the same with any object that has `redirect(images, gaze=, head=,
+source_gaze=, source_head=)`, e.g. the baselines of regaze/evaluation/baselines.py, which `run` also names
+as "baseline:copy" and "baseline:oracle". The measurements are described in regaze/evaluation/redirection.py;
+the downstream experiment is regaze.evaluation.downstream.downstream_experiment.
+"""
+from __future__ import annotations
+
+import datetime
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from regaze.errors import RegazeError
+from regaze.estimator import DEFAULT_MAX_VAL_ERROR_DEG, load_estimator
+from regaze.evaluation.baselines import CopySource, SyntheticOracle
+from regaze.evaluation.identity import identity_summary
+from regaze.evaluation.pairs import held_out_indices, sample_pairs
+from regaze.evaluation.redirection import evaluate_pairs
+from regaze.evaluation.report import render_markdown, summarize, to_lists, write_json_atomic, write_text_atomic
+
+__all__ = ["evaluate_run", "evaluate_model", "load_model", "write_report", "BASELINES", "EVAL_FORMAT_VERSION"]
+
+EVAL_FORMAT_VERSION = 1
+BASELINES = ("baseline:copy", "baseline:oracle")
+
+
+def load_model(run, *, dataset, held_out: np.ndarray, which: str = "best", device="cpu", renderer=None):
+    """`run` -> (model, info): an object with `redirect` is used as is; "baseline:copy" / "baseline:oracle"
+    build the baselines; anything else is a run directory or checkpoint for `load_redirector`."""
+    if hasattr(run, "redirect"):
+        return run, {"name": type(run).__name__, "step": None}
+    if str(run) == "baseline:copy":
+        return CopySource(), {"name": "baseline:copy", "step": None}
+    if str(run) == "baseline:oracle":
+        return SyntheticOracle(dataset, indices=held_out, renderer=renderer), {"name": "baseline:oracle", "step": None}
+    if str(run).startswith("baseline:"):
+        raise RegazeError(f"unknown baseline '{run}'; expected one of {BASELINES}")
+    from regaze.run_dir import load_redirector
+
+    model, info = load_redirector(run, which=which, device=device)
+    size = int(getattr(model.config, "image_size", dataset.size))
+    if size != dataset.size:
+        raise RegazeError(f"{info['checkpoint']}: the model works on {size}² images but {dataset.path} holds "
+                          f"{dataset.size}² images")
+    return model, {"name": str(run), "checkpoint": info["checkpoint"], "step": info["step"]}
+
+
+def evaluate_model(model, *, dataset, estimator, estimator_info: dict | None = None, model_info: dict | None = None,
+                   n_pairs: int = 500, seed: int = 0, split: str = "auto", pair_rule: str = "auto",
+                   held_out: tuple[np.ndarray, str] | None = None, batch_size: int = 32, device="cpu",
+                   renderer=None, optional: bool = True, progress: bool = True) -> dict:
+    """Evaluate `model` on seeded pairs of held-out subjects of `dataset` -> the result dict of eval.json
+    (keys: model, data, estimator, pairs, summary, identity, notices, timing, per_pair, ...)."""
+    idx, split_used = held_out if held_out is not None else held_out_indices(dataset, split=split)
+    pairs = sample_pairs(subject=dataset.subject, session=dataset.session, indices=idx, n_pairs=n_pairs,
+                         seed=seed, rule=pair_rule)
+    raw = evaluate_pairs(model, dataset=dataset, estimator=estimator, pairs=pairs, batch_size=batch_size,
+                         device=device, renderer=renderer, optional=optional, progress=progress)
+    per_pair = raw["per_pair"]
+    ident = per_pair.get("identity", {})
+    est_info = dict(estimator_info or {"checkpoint": None, "val": None, "untrained": False, "flag": None})
+    seen = set(est_info.get("train_subjects") or []) & {int(s) for s in np.unique(dataset.subject[idx])}
+    est_info["held_out_subjects_seen_in_training"] = len(seen)
+    notices = list(raw["notices"])
+    if est_info.get("untrained"):
+        notices.insert(0, f"ESTIMATOR FLAGGED: it {est_info['flag']}; the angles are meaningless")
+    return {
+        "eval_format_version": EVAL_FORMAT_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": model_info or {"name": type(model).__name__, "step": None},
+        "data": {"path": str(dataset.path), "size": dataset.size, "split": split_used,
+                 "n_held_out_images": int(len(idx)), "synthetic": raw["synthetic"]},
+        "estimator": {k: v for k, v in est_info.items() if k != "train_subjects"},
+        "pairs": {"n": int(n_pairs), "seed": pairs["seed"], "rule": pairs["rule"], "n_subjects": pairs["n_subjects"],
+                  "source": pairs["source"].tolist(), "target": pairs["target"].tolist(),
+                  "other": None if pairs["other"] is None else pairs["other"].tolist()},
+        "summary": summarize(per_pair),
+        "identity": identity_summary(output_vs_source=ident["output_vs_source"], same_subject=ident["same_subject"],
+                                     different_subject=ident.get("different_subject")),
+        "render_check": raw["render_check"],
+        "notices": notices,
+        "timing": raw["timing"],
+        "per_pair": to_lists(per_pair),
+    }
+
+
+def write_report(result: dict, out_dir) -> tuple[Path, Path]:
+    """Write OUT_DIR/eval.json and OUT_DIR/eval.md atomically -> their paths."""
+    out_dir = Path(out_dir)
+    return (write_json_atomic(out_dir / "eval.json", result),
+            write_text_atomic(out_dir / "eval.md", render_markdown(result)))
+
+
+def evaluate_run(*, run, data, estimator, out=None, n_pairs: int = 500, seed: int = 0, split: str = "auto",
+                 pair_rule: str = "auto", which: str = "best", batch_size: int = 32, device="cpu",
+                 allow_untrained_estimator: bool = False, max_val_error_deg: float = DEFAULT_MAX_VAL_ERROR_DEG,
+                 optional: bool = True, renderer=None, progress: bool = True) -> dict:
+    """Load the model of `run` (a run directory, a checkpoint, a baseline name or a model object), the data
+    and the estimator, evaluate, and write eval.json / eval.md to `out` (default: the run directory)."""
+    from regaze.data.dataset import open_dataset
+
+    dataset = open_dataset(data)
+    if not dataset.has_gaze_labels:
+        raise RegazeError(f"{data}: has no gaze labels; evaluation needs labelled held-out images")
+    est, est_info = load_estimator(estimator, max_val_error_deg=max_val_error_deg,
+                                   allow_untrained=allow_untrained_estimator, image_size=dataset.size, device=device)
+    if est_info["untrained"]:
+        print(f"WARNING: estimator {est_info['checkpoint']} {est_info['flag']}; results will be flagged", file=sys.stderr)
+    held_out = held_out_indices(dataset, split=split)
+    model, model_info = load_model(run, dataset=dataset, held_out=held_out[0], which=which, device=device,
+                                   renderer=renderer)
+    if out is None:
+        if isinstance(run, (str, Path)) and Path(run).is_dir():
+            out = Path(run)
+        else:
+            raise RegazeError("pass --out DIR: the model is not a run directory to write eval.json into")
+    result = evaluate_model(model, dataset=dataset, estimator=est, estimator_info=est_info, model_info=model_info,
+                            n_pairs=n_pairs, seed=seed, held_out=held_out, pair_rule=pair_rule,
+                            batch_size=batch_size, device=device, renderer=renderer, optional=optional,
+                            progress=progress)
+    json_path, md_path = write_report(result, out)
+    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    return result
