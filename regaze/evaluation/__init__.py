@@ -1,5 +1,6 @@
 """Evaluation of redirection (DESIGN §4), by role:
 
+    estimator_training.py  training and validation of the independent estimator (regaze/estimator.py)
     pairs.py          fixed seeded (source, target) pairs of held-out subjects
     baselines.py      CopySource and SyntheticOracle: reference models with the redirector's interface
     redirection.py    one pass over the pairs: redirect, read with the independent estimator, compare
