@@ -319,7 +319,7 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
             bar.close()
     if step % cfg.ckpt_every != 0 and step % cfg.val_every != 0:
         save()
-    summary = {"step": step, "stop_reason": stop_reason, "best_val_psnr_db": best_psnr, **last}
+    summary = {**last, "step": step, "stop_reason": stop_reason, "best_val_psnr_db": best_psnr}
     if info.world_size > 1:  # evidence for the multi-process tests: disjoint data, weights in sync
         summary["rank_anchor_counts"] = dist.all_gather_object(len(sampler.anchors))
         summary["rank_anchor_overlap"] = _overlap(dist.all_gather_object(sampler.anchors.tolist()))
