@@ -84,7 +84,7 @@ class ModelConfig:
 
     image_size: int = 128  # pixels (square); 64, 128 and 224 are tested; must be divisible by 16
     k: int = 128  # 3-vectors in Z_g and in Z_h, (B, K, 3) each; Z_id has 2K of them, (B, 2K, 3)
-    channel_base: int = 2048  # generator width at feature resolution r: min(channel_max, channel_base // r)
+    channel_base: int = 1536  # generator width at feature resolution r: min(channel_max, channel_base // r)
     channel_max: int = 256
     encoder_blocks: tuple[int, ...] = (1, 1)  # residual blocks per level, coarsest first: (at 8x8, at 16x16, ...)
     decoder_blocks: tuple[int, ...] = (1, 1, 1)  # the same for the decoder; levels past the tuple get none

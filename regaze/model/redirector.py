@@ -5,19 +5,26 @@
     x_new = redirector.decode(feats)      (B, 3, S, S) in [-1, 1]
     out, sources = redirector.redirect(images, gaze=..., head=...)   user-facing, validated, no_grad
 
-Widths (defaults of ModelConfig, 128 px), and why:
-- The information that reaches the decoder is Z: 12K numbers (1536 at K = 128: Z_id 768, Z_g 384, Z_h 384)
-  against ST-ED's 16 3-vectors per factor. K sets identity capacity; see the ModelConfig note on K.
-- Encoder: a 4x4 stride-2 stem and one stride-2 conv per halving reach 8x8 early (128 -> 64 -> 32 -> 16 -> 8);
-  widths double per halving (32, 64, 128, 256) so each level costs about the same; residual blocks only at
-  <= 32 px, where 3x3 convs are wide and cheap on a CPU and where the face's layout is decided.
-- Decoder: mirror image with nearest-upsample + 3x3 conv per doubling, residual blocks at <= 32 px, and a
-  last doubling straight to RGB (a 32-channel 64 px map is the finest feature map; an extra full-width
-  128 px stage would cost more than the rest of the decoder). No encoder-to-decoder skips (pose would leak
-  around the bottleneck) and no BatchNorm / GroupNorm (see layers.py).
-- Dense 3x3 convs, not depthwise-separable ones: at these widths oneDNN runs dense convs at ~200 GFLOP/s
-  on two AVX-512 cores, while depthwise convs are memory-bound. Feature maps are kept channels_last.
-Figures (parameters, FLOPs, speed) are in benchmarks/results/model_speed.json and `regaze model summary`.
+Widths (defaults of ModelConfig at 128 px), and why. The budget is a CPU one: a training step of 4 pairs
+(encode 8 images, decode 4, discriminator, backward, Adam) in < 1/23 s on two cores, and encode + decode at
+>= 130 images/s. Dense convs run at ~200 GFLOP/s forward on two AVX-512 cores (oneDNN), so that is about
+5 GFLOPs of forward work per training step and < 1 GFLOP per image. FLOPs go to the decoder first: it
+renders the identity detail, the encoder only has to extract it.
+- Z is what reaches the decoder: 12K = 1536 numbers at K = 128 (Z_id 768, Z_g 384, Z_h 384), against
+  ST-ED's 16 3-vectors per factor. See the ModelConfig note on K.
+- Widths min(256, 1536 / r): 24, 48, 96, 192 channels at 64, 32, 16, 8 px, so every level costs about the
+  same FLOPs. Stride-2 convs reach the 8x8 grid early (a 4x4 stem, then one 3x3 stride-2 conv per halving).
+- Encoder (0.24 GFLOPs/image): residual blocks at 8x8 and 16x16 only.
+- Decoder (0.54 GFLOPs/image): a fully connected layer lays Z out as 32 x 8 x 8, residual blocks at 8, 16
+  and 32 px (where the eyes and the face layout are decided: an eye is ~5 px wide at 32 px), nearest-upsample
+  + 3x3 conv per doubling (no checkerboard), and the last doubling straight to RGB: a 24-channel 64 px map is
+  the finest feature map, because a full-width 128 px stage would cost more than the rest of the decoder.
+- No encoder-to-decoder skips (pose would leak around the bottleneck and rotating Z would redirect
+  nothing); no BatchNorm or GroupNorm (layers.py says why); dense 3x3 convs, not depthwise-separable ones
+  (memory-bound on a CPU); feature maps channels_last.
+- Scaling up (a GPU, or quality first): raise channel_base (2048 -> 32..256 channels; 1.4 GFLOPs/image)
+  and the block counts; every figure is printed by `regaze model summary`.
+Measured figures: benchmarks/results/model_speed.json (`python -m benchmarks.model_speed`).
 """
 from __future__ import annotations
 
