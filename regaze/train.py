@@ -227,7 +227,9 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     if progress and info.is_main:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, file=sys.stderr)
+        # With a time budget the step count says little about the end: show minutes left instead of an ETA.
+        bar = tqdm(total=None if cfg.max_minutes else cfg.max_steps, initial=step, desc="train", unit="step",
+                   dynamic_ncols=True, file=sys.stderr)
     stop_reason = "max_steps"
     try:
         while step < cfg.max_steps:
@@ -293,7 +295,8 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
                 if info.is_main:
                     run.log(last)
                     if bar is not None:
-                        bar.set_postfix(pairs_s=f"{last['pairs_per_s']:.0f}", rec=f"{last['rec']:.3f}", label=f"{last['label']:.3f}")
+                        left = {"min_left": f"{cfg.max_minutes - last['elapsed_s'] / 60:.1f}"} if cfg.max_minutes else {}
+                        bar.set_postfix(pairs_s=f"{last['pairs_per_s']:.0f}", rec=f"{last['rec']:.3f}", label=f"{last['label']:.3f}", **left)
             timed_out = cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60
             if val_pairs is not None and (step % cfg.val_every == 0 or step == cfg.max_steps or timed_out):
                 ema.eval()
