@@ -34,7 +34,7 @@ def face_geometry(identity: np.ndarray) -> dict[str, np.ndarray]:
 
     Keys: `<primitive>_c` (n, 3) centres and `<primitive>_r` (n, 3) radii of the ellipsoids cranium, hair
     (cap), jaw, chin, nose_tip, nose_bridge (rotated about x by nose_bridge_tilt (n,) rad), the mirrored
-    pairs ala, ear (the right one; the left has x negated), and the y-cylinder neck; bumps (n, B, 5);
+    pair ear (the right one; the left has x negated), and the y-cylinder neck; bumps (n, B, 5);
     nostril_c (right nostril); eye_r / eye_l (n, 3) eyeball centres; eye_corners (n, 4, 3) right outer,
     right inner, left inner, left outer; mouth_corners (n, 2, 3); mouth_c; nose_tip (n, 3) front-most
     point of the nose; plus the identity scalars and colours the painter needs.
@@ -86,19 +86,18 @@ def face_geometry(identity: np.ndarray) -> dict[str, np.ndarray]:
     g["eye_corners"] = np.stack([v3(ex + w, -tilt * w, z_corner), v3(ex - w, tilt * w, z_corner),
                                  v3(-ex + w, tilt * w, z_corner), v3(-ex - w, -tilt * w, z_corner)], 1)
 
-    # Nose: a tip, two alae beside it, a bridge tilted from the root (between the eyes) to the tip.
+    # Nose: a broad tip (with the alae) and a bridge tilted from the root (between the eyes) to the tip.
     y_tip, nw = p["nose_length_mm"], p["nose_width_mm"]
     z_tip = 1.0 - p["nose_protrusion_mm"]  # the lower face front is at z ~ 1 under the nose
-    g["nose_tip_r"] = v3(0.22 * nw, 8.0, 10.0)
+    g["nose_tip_r"] = v3(0.3 * nw, 7.5, 10.0)
     g["nose_tip_c"] = v3(0.0, y_tip - 1.0, z_tip + 10.0)
     g["nose_tip"] = v3(0.0, y_tip - 1.0, z_tip)  # front-most point of the tip ellipsoid
-    g["ala_c"], g["ala_r"] = v3(0.3 * nw, y_tip - 0.5, z_tip + 18.5), v3(0.17 * nw, 6.0, 9.0)
-    g["nostril_c"] = v3(0.17 * nw, y_tip + 6.0, z_tip + 10.0)
+    g["nostril_c"] = v3(0.16 * nw, y_tip + 5.0, z_tip + 9.0)
     root, top = v3(0.0, 2.0, 2.0), v3(0.0, y_tip - 7.0, z_tip + 3.5)
     seg = top - root
     g["nose_bridge_c"] = 0.5 * (root + top) + v3(0.0, 0.0, 6.0)
     g["nose_bridge_tilt"] = np.arctan2(-seg[:, 2], seg[:, 1])  # long axis turned from +y toward -z
-    g["nose_bridge_r"] = v3(0.15 * nw, 0.5 * np.linalg.norm(seg, axis=-1) + 5.0, 7.5)
+    g["nose_bridge_r"] = v3(0.19 * nw, 0.5 * np.linalg.norm(seg, axis=-1) + 5.0, 7.5)
 
     # Mouth corners on the jaw surface.
     mw = 0.5 * p["mouth_width_mm"]

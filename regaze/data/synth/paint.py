@@ -21,16 +21,17 @@ def lerp3(a, b, alpha):
     return tuple(a[i] + alpha * (b[i] - a[i]) for i in range(3))
 
 
-def hair_region(p, *, P, px_per_mm) -> torch.Tensor:
+def hair_region(p, *, P, px_per_mm, grow_mm: float = 0.0) -> torch.Tensor:
     """Where the skull is covered by hair: above the (temple-curved) hairline, over the temples above the
-    brows, the sideburns in front of the ears, the back of the head. Soft mask (n, HW)."""
-    yy = p[1] - P["eye_y"]  # below the eye line, mm
+    brows, the sideburns in front of the ears, the back of the head. Soft mask (n, HW). grow_mm widens the
+    region: the skin is painted with hair a little beyond the hair cap's edge, which hides that edge."""
+    yy = p[1] - P["eye_y"] - grow_mm  # below the eye line, mm
     xa = p[0] * P["inv_hair_a"]
     k = px_per_mm * 0.5
     front = soft(16.0 * xa * xa - P["hairline_mm"] - yy, k)
-    temple = soft(p[2] - P["hair_temple_z"], k) * soft(-20.0 - yy, k)
-    sideburn = soft(p[2] - P["hair_side_z"], k) * soft(P["hair_side_y"] - yy, k)
-    back = soft(p[2] - P["cranium_z"], k) * soft(75.0 - yy, k)
+    temple = soft(p[2] - P["hair_temple_z"] + grow_mm, k) * soft(-20.0 - yy, k)
+    sideburn = soft(p[2] - P["hair_side_z"] + grow_mm, k) * soft(P["hair_side_y"] - yy, k)
+    back = soft(p[2] - P["cranium_z"] + grow_mm, k) * soft(75.0 - yy, k)
     return torch.maximum(torch.maximum(front, temple), torch.maximum(sideburn, back))
 
 
@@ -84,7 +85,7 @@ def lips(p, *, P, px_per_mm):
     upper = soft(torch.minimum(-rel, P["lip_fullness_mm"] * (0.15 + 0.85 * q) + rel), px_per_mm)
     lower = soft(torch.minimum(rel, P["lip_fullness_mm"] * 1.25 * (0.1 + 0.9 * q) - rel), px_per_mm)
     inside = soft(1.0 - xm.abs(), px_per_mm * 20.0)
-    mouth_line = soft(0.45 + 0.35 * q - rel.abs(), px_per_mm) * inside
+    mouth_line = soft(0.6 + 0.5 * q - rel.abs(), px_per_mm) * inside
     return torch.maximum(upper, lower) * inside, mouth_line
 
 

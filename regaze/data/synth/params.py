@@ -93,12 +93,14 @@ _HAIR = np.array([  # black, dark brown, brown, blond, auburn, grey
     [0.05, 0.045, 0.04], [0.16, 0.10, 0.07], [0.36, 0.23, 0.13],
     [0.78, 0.63, 0.40], [0.55, 0.24, 0.10], [0.62, 0.61, 0.60],
 ])
-_HAIR_P = np.array([0.30, 0.25, 0.18, 0.12, 0.07, 0.08])
+_HAIR_P = np.array([0.22, 0.25, 0.20, 0.15, 0.09, 0.09])  # for the lightest skin tone
+_HAIR_P_DARK_SKIN = np.array([0.62, 0.28, 0.03, 0.0, 0.0, 0.07])  # for the darkest
 _IRIS = np.array([  # dark brown, brown, hazel, green, blue, grey
     [0.22, 0.12, 0.06], [0.38, 0.23, 0.10], [0.45, 0.37, 0.17],
     [0.30, 0.45, 0.28], [0.30, 0.48, 0.70], [0.48, 0.53, 0.58],
 ])
-_IRIS_P = np.array([0.35, 0.20, 0.12, 0.10, 0.15, 0.08])
+_IRIS_P = np.array([0.20, 0.18, 0.14, 0.13, 0.25, 0.10])
+_IRIS_P_DARK_SKIN = np.array([0.75, 0.22, 0.03, 0.0, 0.0, 0.0])
 
 
 def columns(vectors: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -113,6 +115,12 @@ def _uniform(rng: np.random.Generator, ranges: dict, n: int) -> dict[str, np.nda
     return {k: rng.uniform(lo, hi, size=n) for k, (lo, hi) in ranges.items()}
 
 
+def _choice(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
+    """One category per row of (n, K) probabilities."""
+    cdf = np.cumsum(probs / probs.sum(1, keepdims=True), axis=1)
+    return np.minimum((rng.uniform(size=(len(probs), 1)) > cdf).sum(1), probs.shape[1] - 1)
+
+
 def sample_identities(n: int, rng: np.random.Generator) -> np.ndarray:
     """n random subjects -> float32 (n, len(IDENTITY_PARAMS)). Colours come from palettes with jitter so
     that subjects differ visibly in skin, hair and eyes, not only in millimetres."""
@@ -120,13 +128,16 @@ def sample_identities(n: int, rng: np.random.Generator) -> np.ndarray:
     tone = rng.uniform(0.0, 1.0, size=n) ** 1.3  # more light than dark tones, both present
     skin = _SKIN_LIGHT + tone[:, None] * (_SKIN_DARK - _SKIN_LIGHT)  # (n, 3)
     skin = skin * rng.uniform(0.92, 1.08, size=(n, 1)) * rng.uniform(0.96, 1.04, size=(n, 3))
-    hair = _HAIR[rng.choice(len(_HAIR), size=n, p=_HAIR_P)] * rng.uniform(0.8, 1.2, size=(n, 3))
-    iris = _IRIS[rng.choice(len(_IRIS), size=n, p=_IRIS_P)] * rng.uniform(0.85, 1.15, size=(n, 3))
+    # Hair and eye colour follow skin tone as they do in people: dark skin, mostly dark hair and eyes.
+    hair = _HAIR[_choice(rng, (1 - tone)[:, None] * _HAIR_P + tone[:, None] * _HAIR_P_DARK_SKIN)]
+    hair = hair * rng.uniform(0.8, 1.2, size=(n, 3))
+    iris = _IRIS[_choice(rng, (1 - tone)[:, None] * _IRIS_P + tone[:, None] * _IRIS_P_DARK_SKIN)]
+    iris = iris * rng.uniform(0.85, 1.15, size=(n, 3))
     for i, c in enumerate("rgb"):
         p[f"skin_{c}"] = np.clip(skin[:, i], 0.0, 1.0)
         p[f"hair_{c}"] = np.clip(hair[:, i], 0.0, 1.0)
         p[f"iris_{c}"] = np.clip(iris[:, i], 0.0, 1.0)
-    p["glasses"] = (rng.uniform(size=n) < 0.2).astype(np.float64)
+    p["glasses"] = (rng.uniform(size=n) < 0.15).astype(np.float64)
     return np.stack([p[k] for k in IDENTITY_PARAMS], axis=-1).astype(np.float32)
 
 

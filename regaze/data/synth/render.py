@@ -24,7 +24,7 @@ __all__ = ["render", "SIZES"]
 SIZES = (64, 128, 224)
 _CHUNK = 16  # images per pixel-stage pass: keeps the (n, HW) temporaries in cache
 _BLEND_MM = 10.0  # normals of the face group blend over this depth difference (mm)
-_FACE_GROUP = ("cranium", "jaw", "chin", "nose_bridge", "nose_tip", "ala")
+_FACE_GROUP = ("cranium", "jaw", "chin", "nose_bridge", "nose_tip")
 _RELIEF = ("cranium", "jaw", "chin")  # surfaces that carry the painted relief (face_model bumps)
 _OTHERS = ("hair", "ear", "neck")
 _SKIN_SPEC_POWER_LOG2 = 4  # skin highlight ~ cos^16
@@ -59,7 +59,7 @@ def _columns_to_torch(scene: dict, size: int) -> dict[str, torch.Tensor]:
     """Per-image scene values -> float32 (n, 1) columns named as in the pixel stage."""
     n = scene["skin"].shape[0]
     P: dict[str, np.ndarray] = {}
-    for key in ("cranium", "jaw", "chin", "hair", "nose_tip", "nose_bridge", "neck", "ala", "ear"):
+    for key in ("cranium", "jaw", "chin", "hair", "nose_tip", "nose_bridge", "neck", "ear"):
         for i, ax in enumerate("xyz"):
             P[f"{key}_c{ax}"] = scene[f"{key}_c"][:, i]
             P[f"{key}_ir{ax}"] = 1.0 / scene[f"{key}_r"][:, i]
@@ -93,12 +93,15 @@ def _columns_to_torch(scene: dict, size: int) -> dict[str, torch.Tensor]:
     P["inv_iris_span"] = 1.0 / (1.0 - scene["iris_cos"])
     P["iris_px_per_cos"] = EYEBALL_RADIUS_MM * ppm / np.sqrt(1.0 - scene["iris_cos"] ** 2)
     P["pupil_px_per_cos"] = EYEBALL_RADIUS_MM * ppm / np.sqrt(1.0 - scene["pupil_cos"] ** 2)
-    sclera = np.array([0.93, 0.89, 0.86]) * (0.97 + 0.03 * scene["skin"][:, :1])
+    skin_luma = scene["skin"] @ np.array([0.3, 0.59, 0.11])  # (n,)
+    # Sclera in shade reads far from white in photographs, more so next to dark skin.
+    sclera = np.array([0.74, 0.70, 0.67]) + 0.2 * skin_luma[:, None]
+    P["skin_gloss"] = 0.35 * np.ones_like(skin_luma)
     P["sclera_r"], P["sclera_g"], P["sclera_b"] = sclera[:, 0], sclera[:, 1], sclera[:, 2]
     redness = scene["lip_redness"][:, None]
     lip = scene["skin"] * (np.array([0.86, 0.62, 0.62]) + redness * np.array([0.08, -0.08, -0.04]))
     P["lip_r"], P["lip_g"], P["lip_b"] = lip[:, 0], lip[:, 1], lip[:, 2]
-    brow = scene["hair"] * 0.45 + np.array([0.05, 0.035, 0.025])  # brows read darker than the hair
+    brow = scene["hair"] * 0.35 + np.array([0.04, 0.03, 0.02])  # brows read darker than the hair
     P["brow_r"], P["brow_g"], P["brow_b"] = brow[:, 0], brow[:, 1], brow[:, 2]
     out = {k: torch.from_numpy(np.asarray(v, dtype=np.float32).reshape(n, 1)) for k, v in P.items()}
     bumps = torch.from_numpy(scene["bumps"].astype(np.float32))  # (n, B, 5)
@@ -124,7 +127,7 @@ def _render_chunk(identity, session, head, gaze, *, size: int, layers: bool) -> 
     for key in ("cranium", "jaw", "chin", "nose_tip", "hair"):
         c, ir = prim(key)
         cands[key] = ellipsoid(o, d, centre=c, inv_radii=ir)
-    for key in ("ala", "ear"):  # mirrored pairs: intersect the one on the ray's side
+    for key in ("ear",):  # mirrored pairs: intersect the one on the ray's side
         c, ir = prim(key)
         x_at = o[0] + d[0] * ((c[2] - o[2]) / d[2])
         cands[key] = ellipsoid(o, d, centre=(torch.where(x_at > 0.0, c[0], -c[0]), c[1], c[2]), inv_radii=ir)
@@ -145,7 +148,7 @@ def _render_chunk(identity, session, head, gaze, *, size: int, layers: bool) -> 
     for k, (t, cov, _) in cands.items():
         key_k = torch.where(cov > 0.0, t, MISS * (1.0 - cov))
         keys[k] = torch.where(valid[k], key_k, 4.0 * MISS) if k in valid else key_k
-    t_nose = torch.minimum(torch.minimum(keys["nose_tip"], keys["nose_bridge"]), keys["ala"])
+    t_nose = torch.minimum(keys["nose_tip"], keys["nose_bridge"])
     face_t = None
     for k in _FACE_GROUP:
         face_t = keys[k] if face_t is None else torch.minimum(face_t, keys[k])
@@ -194,18 +197,18 @@ def _render_chunk(identity, session, head, gaze, *, size: int, layers: bool) -> 
     darken, lash, aperture = paint.eye_surroundings(d_up, d_lo, t_lid, x_l, y_l, lid_up=lid_up, P=P, px_per_mm=ppm)
     brow_a = paint.brows(x_l, y_l, P=P, px_per_mm=ppm) * P["brow_darkness"]
     albedo = paint.lerp3(albedo, (P["brow_r"], P["brow_g"], P["brow_b"]), brow_a)
-    hair_a = torch.where(is_face, paint.hair_region(p, P=P, px_per_mm=ppm), 0.0)
+    hair_a = torch.where(is_face, paint.hair_region(p, P=P, px_per_mm=ppm, grow_mm=2.5), 0.0)
     hair_a = torch.where(part["hair"], 1.0, hair_a)
     strands = 0.85 + 0.3 * (torch.frac(p[0] * 0.37 + p[1] * 0.05 + p[2] * 0.11) - 0.5).abs()
     hair_col = (P["hair_r"] * strands, P["hair_g"] * strands, P["hair_b"] * strands)
     albedo = paint.lerp3(albedo, hair_col, hair_a)
     lash = lash * (1.0 - hair_a)
-    albedo = paint.lerp3(albedo, (0.05, 0.04, 0.035), torch.maximum(lash, mouth_a * 0.75))
+    albedo = paint.lerp3(albedo, (0.05, 0.04, 0.035), torch.maximum(lash, mouth_a * 0.85))
     albedo = paint.lerp3(albedo, (0.35 * P["skin_r"], 0.16 * P["skin_g"], 0.16 * P["skin_b"]), aperture)
     nx, ny, nz = (p[0].abs() - P["nostril_cx"]) * (1 / 3.2), (p[1] - P["nostril_cy"]) * (1 / 2.5), (p[2] - P["nostril_cz"]) * (1 / 4.5)
     nostril = (1.6 - 1.6 * (nx * nx + ny * ny + nz * nz)).clamp(0.0, 1.0)
     darken = darken * (1.0 - 0.8 * nostril)
-    darken = darken * torch.where(part["neck"], 0.6, 1.0)  # in the jaw's shadow
+    darken = darken * torch.where(part["neck"], 0.5, 1.0)  # in the jaw's shadow
     albedo = tuple(a * darken for a in albedo)
 
     # --- Light the skin. ---
@@ -215,7 +218,7 @@ def _render_chunk(identity, session, head, gaze, *, size: int, layers: bool) -> 
     n_dot_l = dot(normal, L)
     diffuse = ((n_dot_l + 0.3) * (1.0 / 1.3)).clamp_min(0.0) * P["light_intensity"] + P["ambient"]
     r_dot_v = (2.0 * n_dot_l * dot(normal, V) - dot(L, V)).clamp_min(0.0)
-    spec = _power_of_two(r_dot_v, _SKIN_SPEC_POWER_LOG2) * (P["specular"] * 0.35 * (1.0 - hair_a * 0.6))
+    spec = _power_of_two(r_dot_v, _SKIN_SPEC_POWER_LOG2) * (P["specular"] * P["skin_gloss"] * (1.0 - hair_a * 0.6))
     colour = tuple(albedo[i] * diffuse * light[i] + spec * light[i] for i in range(3))
 
     # --- Eyeballs through the aperture. ---
@@ -275,7 +278,7 @@ def _glasses(colour, o, d, *, P, t_skin, px_per_mm):
     e2 = ex * ex + ey * ey
     e4 = e2 * e2  # squarish rims: (x^4 + y^4)-like norm
     rim_r = torch.sqrt(torch.sqrt(e4 - 2.0 * ex * ex * ey * ey * 0.6))
-    rim = paint.soft(1.0 - (rim_r - 1.0).abs() * 17.0, px_per_mm)
+    rim = paint.soft(0.8 - (rim_r - 1.0).abs() * 17.0, px_per_mm)
     bridge = paint.soft(1.1 - (y_l + 2.0).abs(), px_per_mm) * paint.soft(P["eye_x"] - 20.0 - gx.abs(), px_per_mm)
     frame = torch.maximum(rim, bridge) * (t < t_skin) * P["glasses"]
     lens = paint.soft(1.0 - rim_r, px_per_mm * 17.0) * (t < t_skin) * P["glasses"]
