@@ -75,7 +75,7 @@ def face_geometry(identity: np.ndarray) -> dict[str, np.ndarray]:
         np.stack([zero, y_m + 14.0, 0.45 * p["mouth_width_mm"], 6.0 * one, -1.5 * one], -1),  # under the lip
         np.stack([ex + 17.0, -20.0 * one, 14.0 * one, 20.0 * one, -2.0 * one], -1),  # temple
     ], 1)  # (n, B, 5)
-    g["neck_c"], g["neck_r"] = v3(0.0, 70.0, cz + 30.0), v3(0.56 * a, 60.0, 0.55 * c)  # cylinder along y
+    g["neck_c"], g["neck_r"] = v3(0.0, 70.0, cz + 30.0), v3(0.5 * a, 60.0, 0.5 * c)  # cylinder along y
     g["ear_c"], g["ear_r"] = v3(a - 3.0, 14.0, cz + 6.0), v3(5.0, 29.0, 16.0)
 
     # Eyes: the cornea pokes 1 mm out of the cranium surface.

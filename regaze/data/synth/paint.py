@@ -61,7 +61,7 @@ def eye_surroundings(d_up, d_lo, t, x_l, y_l, *, lid_up, P, px_per_mm):
     crease = soft(0.5 - crease_y.abs(), px_per_mm) * inside_t * 0.35
     e2 = (x_l * P["inv_socket_w"]) ** 2 + ((y_l + 2.5) * (1.0 / 12.0)) ** 2
     socket = (1.3 - e2).clamp(0.0, 1.0)
-    darken = (1.0 - 0.42 * socket) * (1.0 - crease)
+    darken = (1.0 - 0.5 * socket) * (1.0 - crease)
     aperture = soft(torch.minimum(d_up, d_lo), px_per_mm)
     return darken, lash, aperture
 

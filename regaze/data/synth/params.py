@@ -61,13 +61,13 @@ _IDENTITY_RANGES = {
 IDENTITY_PARAMS: tuple[str, ...] = tuple(_IDENTITY_RANGES)
 
 _SESSION_RANGES = {
-    "light_azimuth_rad": (-1.0, 1.0),  # light direction seen from the face; 0 = from the camera
+    "light_azimuth_rad": (-0.85, 0.85),  # light direction seen from the face; 0 = from the camera
     "light_elevation_rad": (-0.2, 0.9),  # positive = from above
     "light_intensity": (0.65, 1.0),
     "light_r": (0.0, 1.0),
     "light_g": (0.0, 1.0),
     "light_b": (0.0, 1.0),
-    "ambient": (0.30, 0.50),
+    "ambient": (0.32, 0.50),
     "specular": (0.15, 0.45),
     "bg_r": (0.0, 1.0),
     "bg_g": (0.0, 1.0),

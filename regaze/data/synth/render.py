@@ -199,7 +199,7 @@ def _render_chunk(identity, session, head, gaze, *, size: int, layers: bool) -> 
     albedo = paint.lerp3(albedo, (P["brow_r"], P["brow_g"], P["brow_b"]), brow_a)
     hair_a = torch.where(is_face, paint.hair_region(p, P=P, px_per_mm=ppm, grow_mm=2.5), 0.0)
     hair_a = torch.where(part["hair"], 1.0, hair_a)
-    strands = 0.85 + 0.3 * (torch.frac(p[0] * 0.37 + p[1] * 0.05 + p[2] * 0.11) - 0.5).abs()
+    strands = 0.6 + 0.3 * (torch.frac(p[0] * 0.37 + p[1] * 0.05 + p[2] * 0.11) - 0.5).abs()
     hair_col = (P["hair_r"] * strands, P["hair_g"] * strands, P["hair_b"] * strands)
     albedo = paint.lerp3(albedo, hair_col, hair_a)
     lash = lash * (1.0 - hair_a)
@@ -208,7 +208,7 @@ def _render_chunk(identity, session, head, gaze, *, size: int, layers: bool) -> 
     nx, ny, nz = (p[0].abs() - P["nostril_cx"]) * (1 / 3.2), (p[1] - P["nostril_cy"]) * (1 / 2.5), (p[2] - P["nostril_cz"]) * (1 / 4.5)
     nostril = (1.6 - 1.6 * (nx * nx + ny * ny + nz * nz)).clamp(0.0, 1.0)
     darken = darken * (1.0 - 0.8 * nostril)
-    darken = darken * torch.where(part["neck"], 0.5, 1.0)  # in the jaw's shadow
+    darken = darken * torch.where(part["neck"], 0.55, 1.0)  # in the jaw's shadow
     albedo = tuple(a * darken for a in albedo)
 
     # --- Light the skin. ---
@@ -216,7 +216,7 @@ def _render_chunk(identity, session, head, gaze, *, size: int, layers: bool) -> 
     V = (-d[0], -d[1], -d[2])
     light = (P["light_r"], P["light_g"], P["light_b"])
     n_dot_l = dot(normal, L)
-    diffuse = ((n_dot_l + 0.3) * (1.0 / 1.3)).clamp_min(0.0) * P["light_intensity"] + P["ambient"]
+    diffuse = ((n_dot_l + 0.45) * (1.0 / 1.45)).clamp_min(0.0) * P["light_intensity"] + P["ambient"]
     r_dot_v = (2.0 * n_dot_l * dot(normal, V) - dot(L, V)).clamp_min(0.0)
     spec = _power_of_two(r_dot_v, _SKIN_SPEC_POWER_LOG2) * (P["specular"] * P["skin_gloss"] * (1.0 - hair_a * 0.6))
     colour = tuple(albedo[i] * diffuse * light[i] + spec * light[i] for i in range(3))
