@@ -80,7 +80,14 @@ def _coerce(tp, value, *, where: str):
 @dataclass(frozen=True)
 class ModelConfig:
     """The redirector (generator) and its PatchGAN discriminator. See regaze/model/redirector.py for the
-    reasoning behind the widths; `regaze model summary` prints parameters, FLOPs and a timing."""
+    reasoning behind the widths; `regaze model summary` prints parameters, FLOPs and a timing.
+
+    K: Z_id must carry everything but gaze and head, so K is in the hundreds (DESIGN §1). Measured on 576
+    synthetic faces (72 identities, 64 px, plain autoencoding, 600 Adam steps of 16, 64 held-out faces of 8
+    other identities): held-out PSNR 19.6 dB at K = 32 vs 19.8 dB at K = 128 (channel_base 2048), and
+    20.3 dB at both K = 128 and K = 256 (channel_base 1536). Past 128 the latent is not what limits a
+    model of this size; K = 256 would cost 6.4 M more parameters (15.1 M instead of 8.7 M).
+    """
 
     image_size: int = 128  # pixels (square); 64, 128 and 224 are tested; must be divisible by 16
     k: int = 128  # 3-vectors in Z_g and in Z_h, (B, K, 3) each; Z_id has 2K of them, (B, 2K, 3)
