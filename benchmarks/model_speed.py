@@ -37,8 +37,8 @@ TARGET_INFER_IMAGES_PER_S = 130.0
 def _train_step_fn(cfg: ModelConfig, *, batch_size: int):
     g = Redirector(cfg)
     d = Discriminator(**cfg.discriminator_kwargs())
-    opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.5, 0.999), fused=True)  # as regaze/train.py
+    opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.5, 0.999), fused=True)
     gen = torch.Generator().manual_seed(0)
     s, b = cfg.image_size, batch_size
     x = torch.rand(2 * b, 3, s, s, generator=gen) * 2 - 1  # (2B, 3, S, S)
@@ -104,9 +104,14 @@ def measure(cfg: ModelConfig, *, threads: int = 2, train_batch: int = 4, infer_b
     steps, repeats, warmup = (3, 2, 2) if quick else (10, 5, 3)
     train = _rates(_train_step_fn(cfg, batch_size=train_batch), items_per_step=train_batch, steps=steps, repeats=repeats, warmup=warmup)
     infer = _rates(_infer_fn(cfg, batch_size=infer_batch), items_per_step=infer_batch, steps=steps, repeats=repeats, warmup=warmup)
+    by_batch = {}  # latency-bound (1) and throughput-bound (64) inference
+    for b in (1, 64):
+        n = max(2, steps * infer_batch // b)  # about the same images per repeat as the batch-16 figure
+        by_batch[str(b)] = _rates(_infer_fn(cfg, batch_size=b), items_per_step=b, steps=n, repeats=repeats, warmup=min(warmup, n))
     return {
         "train_pairs_per_s": train,
         "infer_images_per_s": infer,
+        "infer_images_per_s_by_batch": by_batch,
         "train_batch_pairs": train_batch,
         "infer_batch_images": infer_batch,
         "threads": threads,
@@ -129,6 +134,7 @@ def main(quick: bool = False, *, size: int = 128, threads: int = 2) -> dict:
         "summary": {
             "train_pairs_per_s_min_median": [round(speed["train_pairs_per_s"][q], 1) for q in ("min", "median")],
             "infer_images_per_s_min_median": [round(speed["infer_images_per_s"][q], 1) for q in ("min", "median")],
+            "infer_images_per_s_median_batch_1_64": [round(speed["infer_images_per_s_by_batch"][b]["median"], 1) for b in ("1", "64")],
             "generator_params_M": round(summary["parameters"]["generator"] / 1e6, 2),
             "generator_GFLOPs_per_image": round(summary["flops_per_image"]["generator"] / 1e9, 3),
         },

@@ -95,7 +95,7 @@ def check_device(device: str) -> None:
 
 @torch.no_grad()
 def redirect_u8(model, images_u8: torch.Tensor, *, change: str, targets: np.ndarray, sources: np.ndarray | None,
-                device: torch.device) -> np.ndarray:
+                device: torch.device, compose: str = "auto") -> np.ndarray:
     """One batch: images (B, S, S, 3) uint8 tensor, targets (B, 4) rad, sources (B, 4) rad or None (estimated)
     -> (B, S, S, 3) uint8 NumPy. bf16 autocast on CUDA; the angles stay float32 inside the model."""
     x = images_u8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # (B, 3, S, S)
@@ -108,7 +108,7 @@ def redirect_u8(model, images_u8: torch.Tensor, *, change: str, targets: np.ndar
         kw.update(source_gaze=sources[:, :2], source_head=sources[:, 2:])
     amp = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     with amp:
-        y, _ = model.redirect(x, **kw)  # (B, 3, S, S) in [-1, 1]
+        y, _ = model.redirect(x, compose=compose, **kw)  # (B, 3, S, S) in [-1, 1]
     y = ((y.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return y.permute(0, 2, 3, 1).cpu().numpy()  # (B, S, S, 3)
 
@@ -117,7 +117,8 @@ def augment(*, run, data, out, per_image: int = 4, targets: str = "kde", change:
             gaze_range_rad: np.ndarray | None = None, head_range_rad: np.ndarray | None = None,
             include_source: bool = False, grid_steps: int = 0, split: str = "all", source_angles: str = "labels",
             seed: int = 0, batch_size: int = 64, chunk_size: int = 1024, which: str = "best", device: str = "auto",
-            threads: int = 0, compression: str = "lzf", force: bool = False, progress: bool = True) -> dict:
+            threads: int = 0, compression: str = "lzf", force: bool = False, progress: bool = True,
+            compose: str = "auto") -> dict:
     """Augment `data` with the redirector of `run` into `out` (see the module docstring).
 
     Ranges are (2, 2) [[pitch min, max], [yaw min, max]] radians; None = the selected sources' label range.
@@ -130,6 +131,8 @@ def augment(*, run, data, out, per_image: int = 4, targets: str = "kde", change:
         raise RegazeError(f"per-image, batch-size and chunk-size must be >= 1; got {per_image}, {batch_size}, {chunk_size}")
     if source_angles not in ("labels", "estimated"):
         raise RegazeError(f"source-angles must be 'labels' or 'estimated'; got {source_angles!r}")
+    if compose not in ("auto", "decode", "eyes"):
+        raise RegazeError(f"compose must be 'auto', 'decode' or 'eyes'; got {compose!r}")
     data, out = Path(data), Path(out)
     if out.suffix != ".h5":
         raise RegazeError(f"{out}: the output should be an .h5 file (regaze layout)")
@@ -173,7 +176,7 @@ def augment(*, run, data, out, per_image: int = 4, targets: str = "kde", change:
                           f"regaze data convert {data} OUT.h5 --size {model.config.image_size}")
 
     params = {**sampler.describe(), "include_source": include_source, "split": split, "source_angles": source_angles,
-              "chunk_sources": plan.chunk_sources, "sources": len(sources)}
+              "chunk_sources": plan.chunk_sources, "sources": len(sources), "compose": compose}
     fingerprint = _fingerprint(ds=ds, sources=sources, ckpt_sha=ckpt_sha, params=params)
     attrs = {k: ds.attrs[k] for k in _SPLIT_ATTRS if k in ds.attrs}
     attrs.update({"source_file": os.fspath(data.resolve()), "source_layout": ds.layout, "source_images": len(ds),
@@ -237,7 +240,7 @@ def augment(*, run, data, out, per_image: int = 4, targets: str = "kde", change:
                 if merger is not None and merger.error is not None:  # e.g. a foreign part: stop now, not at the end
                     raise merger.error
                 images = _compute_chunk(model, chunk, change=change, batch_size=batch_size, device=info.device,
-                                        use_labels=source_angles == "labels")
+                                        use_labels=source_angles == "labels", compose=compose)
                 remove_stale_temps(parts_dir, c)
                 writer.submit(part_path(parts_dir, c), arrays={"images": images, **chunk["rows"]},
                               attrs={**attrs, "augment_chunk": c})
@@ -292,7 +295,7 @@ def _load_chunk(ds, src: np.ndarray, *, sampler: TargetSampler, include_source: 
 
 
 def _compute_chunk(model, chunk: dict, *, change: str, batch_size: int, device: torch.device,
-                   use_labels: bool) -> np.ndarray:
+                   use_labels: bool, compose: str = "auto") -> np.ndarray:
     """The chunk's output images (n, S, S, 3) uint8: source copies as they are, the rest redirected in batches."""
     src_images, pos = chunk["images"], chunk["pos"]  # (m, S, S, 3) uint8 tensor, (n,) row of each item
     out = np.empty((len(pos), *src_images.shape[1:]), dtype=np.uint8)
@@ -306,7 +309,7 @@ def _compute_chunk(model, chunk: dict, *, change: str, batch_size: int, device: 
         b = todo[s:s + batch_size]
         out[b] = redirect_u8(model, on_device[pos_t[torch.from_numpy(b).to(device)]], change=change,
                              targets=chunk["targets"][b], sources=chunk["sources"][b] if use_labels else None,
-                             device=device)
+                             device=device, compose=compose)
     return out
 
 

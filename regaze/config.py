@@ -151,6 +151,7 @@ class LossWeights:
     rec: float = 1.0  # λ3, L1 reconstruction of X_a^T, X_b^T
     label: float = 0.5  # λ4, angular label loss of the auxiliary estimators (radians)
     ort: float = 0.1  # λ5, orthogonality of Z_id, Z_g, Z_h
+    rec_eye: float = 1.0  # weight of the eye regions inside L_R (regaze/eye_regions.py); 1 = the patent's plain L1
 
 
 @dataclass

@@ -31,9 +31,17 @@ def generator_loss(*, fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits.float()).mean()
 
 
-def reconstruction_loss(*, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L_R = ||X~ - X||_1 / |X|  ([0048]); images (B, 3, H, W) in [-1, 1]."""
-    return (output.float() - target.float()).abs().mean()
+def reconstruction_loss(*, output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """L_R = ||X~ - X||_1 / |X|  ([0048]); images (B, 3, H, W) in [-1, 1].
+
+    weight (B, 1, H, W), optional: per-pixel weights (regaze/eye_regions.py); the loss is then the weighted
+    mean sum(w |X~ - X|) / sum(w), so uniform weights give the plain L1 back.
+    """
+    diff = (output.float() - target.float()).abs()  # (B, 3, H, W)
+    if weight is None:
+        return diff.mean()
+    w = weight.float().expand_as(diff)
+    return (w * diff).sum() / w.sum()
 
 
 def label_loss(

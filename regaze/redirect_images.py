@@ -112,7 +112,7 @@ def sweep_rows(model, images_u8: np.ndarray, *, source_gaze: torch.Tensor, sourc
 
 def redirect_files(paths, *, run, out_dir, gaze_rad=None, head_rad=None, source_gaze_rad=None, source_head_rad=None,
                    sweep: bool = False, sweep_max_deg: float = 30.0, sweep_steps: int = 5, which: str = "best",
-                   device: str = "auto", batch_size: int = 32, log=None) -> list[dict]:
+                   device: str = "auto", batch_size: int = 32, compose: str = "auto", log=None) -> list[dict]:
     """Redirect image files to `gaze_rad` / `head_rad` ((2,) radians; None keeps that factor) and/or write
     sweep grids; see the module docstring. Returns one record per input (also written to OUT_DIR/redirect.json)."""
     from regaze.augment import check_device
@@ -150,7 +150,8 @@ def redirect_files(paths, *, run, out_dir, gaze_rad=None, head_rad=None, source_
         g, h = given(gaze_rad), given(head_rad)
         out, src = model.redirect(images[sl], gaze=None if g is None else g[sl], head=None if h is None else h[sl],
                                   source_gaze=None if source_gaze_rad is None else given(source_gaze_rad)[sl],
-                                  source_head=None if source_head_rad is None else given(source_head_rad)[sl])
+                                  source_head=None if source_head_rad is None else given(source_head_rad)[sl],
+                                  compose=compose)
         outputs.append(out)
         src_gaze.append(src["gaze"].float().cpu())
         src_head.append(src["head"].float().cpu())

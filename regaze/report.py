@@ -69,8 +69,9 @@ def _box_psnr(a: np.ndarray, b: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def exact_redirection_scores(model, dataset, indices: np.ndarray, *, mode: str, min_change_deg: float,
-                             seed: int, batch_size: int = 32) -> dict:
-    """Redirect dataset[indices] (gaze-only or head-only) and score against the exact renders.
+                             seed: int, batch_size: int = 32, compose: str = "auto") -> dict:
+    """Redirect dataset[indices] (gaze-only or head-only; `compose` as in Redirector.redirect) and score
+    against the exact renders.
 
     Returns per-image arrays (source, output, target uint8; psnr_db, copy_psnr_db; eye-box figures for
     mode "gaze") and their means.
@@ -92,7 +93,7 @@ def exact_redirection_scores(model, dataset, indices: np.ndarray, *, mode: str, 
         x = torch.from_numpy(source[sl]).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
         t = lambda a: torch.from_numpy(a[sl]).to(device)  # noqa: E731
         kw = {"head": t(new_head)} if mode == "head" else {"gaze": t(new_gaze)}
-        out, _ = model.redirect(x, source_gaze=t(gaze), source_head=t(head), **kw)
+        out, _ = model.redirect(x, source_gaze=t(gaze), source_head=t(head), compose=compose, **kw)
         outputs.append(to_u8(out))
     output = np.concatenate(outputs)
     scores = {"indices": indices, "source": source, "output": output, "target": target,
@@ -119,6 +120,10 @@ def write_demo_report(*, run, data, out, pairs: int = 128, seed: int = 0) -> dic
     for mode, min_deg in (("head", 15.0), ("gaze", 10.0)):
         s = exact_redirection_scores(model, dataset, chosen, mode=mode, min_change_deg=min_deg, seed=seed + 1)
         key = "psnr_db" if mode == "head" else "eye_psnr_db"
+        decoded = None  # gaze-only: the default output pastes the decoder's eyes into the source; score both
+        if mode == "gaze":
+            decoded = exact_redirection_scores(model, dataset, chosen, mode=mode, min_change_deg=min_deg,
+                                               seed=seed + 1, compose="decode")
         figures[mode] = {
             "n": int(len(s["indices"])),
             "min_change_deg": min_deg,
@@ -129,13 +134,20 @@ def write_demo_report(*, run, data, out, pairs: int = 128, seed: int = 0) -> dic
             "gain_db": float(np.mean(s[key]) - np.mean(s["copy_" + key])),
             "whole_image_model_psnr_db": float(np.mean(s["psnr_db"])),
             "whole_image_copy_psnr_db": float(np.mean(s["copy_psnr_db"])),
+            "output": "decoder image" if mode == "head" else "decoder eyes pasted into the source (compose='eyes')",
         }
-        rows = [[s["source"][i], s["output"][i], s["target"][i]] for i in range(min(8, len(s["indices"])))]
+        if decoded is not None:
+            figures[mode]["decoder_image_psnr_db"] = float(np.mean(decoded[key]))
+            figures[mode]["decoder_image_whole_psnr_db"] = float(np.mean(decoded["psnr_db"]))
+        rows = [[s["source"][i], s["output"][i]] + ([decoded["output"][i]] if decoded is not None else []) + [s["target"][i]]
+                for i in range(min(8, len(s["indices"])))]
         grids[mode] = f"{mode}_only.png"
         save_png(folder / grids[mode], tile(rows))
     lines = [f"{m}-only (>= {f['min_change_deg']:g} deg, mean {f['mean_change_deg']:.1f} deg), {f['region']}: "
              f"model {f['model_psnr_db']:.2f} dB vs copy-the-source {f['copy_source_psnr_db']:.2f} dB "
-             f"(gain {f['gain_db']:+.2f} dB)" for m, f in figures.items()]
+             f"(gain {f['gain_db']:+.2f} dB)"
+             + (f"; the decoder's whole image alone: {f['decoder_image_psnr_db']:.2f} dB" if "decoder_image_psnr_db" in f else "")
+             for m, f in figures.items()]
     report = {"checkpoint": info["checkpoint"], "step": info["step"], "data": str(data), "test_images": int(len(chosen)),
               "figures": figures, "lines": lines}
     tmp = folder / ".report.json.tmp"
@@ -161,7 +173,10 @@ Held-out test subjects only; targets are exact renders of the same synthetic per
 <table><tr><th>change</th><th>images</th><th>mean change (deg)</th><th>scored on</th><th>model PSNR (dB)</th>
 <th>copy-the-source PSNR (dB)</th><th>gain (dB)</th></tr>{rows}</table>
 <h2>Head-only redirection</h2><p>Columns: source | redirected | exact target.</p><img src="{grids['head']}">
-<h2>Gaze-only redirection</h2><p>Columns: source | redirected | exact target.</p><img src="{grids['gaze']}">
+<h2>Gaze-only redirection</h2><p>Columns: source | redirected (the decoder's eyes pasted into the source, the default
+for gaze-only changes) | the decoder's whole image | exact target. Scores: the eye region (the changed pixels' box);
+the decoder's whole image scores {report['figures']['gaze'].get('decoder_image_psnr_db', float('nan')):.2f} dB there.</p>
+<img src="{grids['gaze']}" style="width:32em">
 {f'<h2>Training grid (validation subjects)</h2><p>source | gaze yaw -30..30 deg | head yaw -30..30 deg</p><img src="{latest}" style="width:48em">' if latest else ''}
 </body></html>
 """

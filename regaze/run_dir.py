@@ -135,6 +135,7 @@ def load_redirector(path: str | os.PathLike, *, which: str = "best", device="cpu
     Returns (redirector, info) with info = {"checkpoint": path, "step": int, "config": dict}.
     """
     from regaze.config import ModelConfig, config_from_dict
+    from regaze.eye_regions import Framing
     from regaze.model.redirector import Redirector
 
     ckpt = find_checkpoint(path, which=which)
@@ -145,6 +146,8 @@ def load_redirector(path: str | os.PathLike, *, which: str = "best", device="cpu
         model.load_state_dict(state["ema"])
     except RuntimeError as e:
         raise RegazeError(f"{ckpt}: weights do not fit the model its config describes ({e})") from e
+    if "framing" in state:  # the training data's camera (older checkpoints: ETH-XGaze's, the model default)
+        model.framing = Framing(**state["framing"])
     model.requires_grad_(False).eval().to(device)
     return model, {"checkpoint": str(ckpt), "step": int(state["step"]), "config": state["config"]}
 

@@ -183,3 +183,27 @@ def test_model_summary_cli(capsys):
     assert main(["model", "summary", "--size", "64", "--k", "16", "--batch", "2", "--threads", "1"]) == 0
     text = capsys.readouterr().out
     assert "encoder" in text and "discriminator" in text and "images/s" in text and "GFLOPs/image" in text
+
+
+def test_gaze_only_redirect_pastes_decoded_eyes_into_the_source(small):
+    from regaze.eye_regions import eye_mask
+
+    x = _images(2, 64, seed=3)
+    sg, sh = torch.tensor([[0.1, 0.2], [-0.1, 0.0]]), torch.tensor([[0.0, -0.3], [0.2, 0.1]])
+    tg = torch.tensor([[0.3, -0.4], [0.0, 0.4]])
+    decoded, _ = small.redirect(x, gaze=tg, source_gaze=sg, source_head=sh, compose="decode")
+    pasted, _ = small.redirect(x, gaze=tg, source_gaze=sg, source_head=sh)  # auto: gaze-only -> eyes
+    mask = eye_mask(sh, size=64, framing=small.framing)  # (2, 1, 64, 64)
+    torch.testing.assert_close(pasted, x + mask * (decoded - x))
+    far, near = (mask < 1e-4).expand_as(x), (mask > 0.9).expand_as(x)
+    assert far.float().mean() > 0.5 and near.any()
+    assert (pasted - x).abs()[far].max() < 1e-3  # nothing moves away from the eyes
+    assert (pasted - decoded).abs()[near].mean() < 0.2 * (x - decoded).abs()[near].mean()  # the decoder at the eyes
+    # a head change (or an explicit "decode") gives the decoder's image for that sample only
+    th = torch.stack([sh[0], sh[1] + 0.3])  # sample 0 keeps its head, sample 1 turns
+    mixed, _ = small.redirect(x, gaze=tg, head=th, source_gaze=sg, source_head=sh)
+    both, _ = small.redirect(x, gaze=tg, head=th, source_gaze=sg, source_head=sh, compose="decode")
+    torch.testing.assert_close(mixed[0], pasted[0])
+    assert torch.equal(mixed[1], both[1])
+    with pytest.raises(RegazeError, match="compose"):
+        small.redirect(x, gaze=tg, compose="blend")

@@ -72,9 +72,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_path, monk
     calls = {"n": 0}
     real = train_module.losses.reconstruction_loss
 
-    def poisoned(*, output, target):
+    def poisoned(*, output, target, weight=None):
         calls["n"] += 1
-        value = real(output=output, target=target)
+        value = real(output=output, target=target, weight=weight)
         return value * float("nan") if calls["n"] > 8 else value  # two calls per step: NaN from step 5
 
     monkeypatch.setattr(train_module.losses, "reconstruction_loss", poisoned)
@@ -132,3 +132,15 @@ def test_two_process_gloo_ddp_disjoint_data_and_identical_weights(tiny_data, tmp
     assert summary["rank_anchor_overlap"] == 0
     a, b = summary["rank_param_checksums"]
     assert a == b
+
+
+def test_eye_weighted_training_records_the_data_framing_for_the_model(tiny_data, tmp_path):
+    from regaze.eye_regions import framing_from_attrs
+
+    run = tmp_path / "eyes"
+    stats = train(_cfg(max_steps=3, loss={"rec_eye": 10.0}), data=tiny_data, out=run, progress=False)
+    assert stats["step"] == 3 and torch.isfinite(torch.tensor(stats["total"]))
+    model, _ = load_redirector(run, which="latest")
+    assert model.framing == framing_from_attrs({}, size=32)  # the tiny file names no camera: ETH-XGaze's
+    state = load_checkpoint(find_checkpoint(run, which="latest"))
+    assert state["framing"] == {"focal_px": model.framing.focal_px, "distance_mm": model.framing.distance_mm}

@@ -46,6 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--which", choices=("best", "latest"), default="best", help="checkpoint of the run (default best)")
     p.add_argument("-o", "--out-dir", required=True, help="output directory (created if needed)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    p.add_argument("--compose", choices=("auto", "decode", "eyes"), default="auto",
+                   help="auto (default): a gaze-only change pastes the model's eye regions into the input, so nothing "
+                        "else moves; any head change is the decoder's whole image. decode: always the decoder's image")
     p.set_defaults(func=_run)
 
 
@@ -63,7 +66,7 @@ def _run(args) -> int:
         args.images, run=args.run, out_dir=args.out_dir, gaze_rad=angle(args.gaze, "--gaze"),
         head_rad=angle(args.head, "--head"), source_gaze_rad=angle(args.source_gaze, "--source-gaze"),
         source_head_rad=angle(args.source_head, "--source-head"), sweep=args.sweep, sweep_max_deg=args.sweep_max,
-        sweep_steps=args.sweep_steps, which=args.which, device=args.device,
+        sweep_steps=args.sweep_steps, which=args.which, device=args.device, compose=args.compose,
         log=lambda msg: print(f"warning: {msg}", file=sys.stderr))
     for rec in records:
         fmt = lambda v: "kept" if v is None else f"({v[0]:+.1f}, {v[1]:+.1f})"  # noqa: E731

@@ -55,7 +55,7 @@ def default_renderer():
 class CopySource:
     """The do-nothing model: the output is the source image."""
 
-    def redirect(self, images, *, gaze=None, head=None, source_gaze=None, source_head=None):
+    def redirect(self, images, *, gaze=None, head=None, source_gaze=None, source_head=None, compose="auto"):
         return images, (source_gaze, source_head)
 
 
@@ -79,7 +79,7 @@ class SyntheticOracle:
             for i, img in zip(chunk, dataset.read_images(chunk)):
                 self._index_of[hashlib.blake2b(img.tobytes(), digest_size=16).digest()] = int(i)
 
-    def redirect(self, images, *, gaze=None, head=None, source_gaze=None, source_head=None):
+    def redirect(self, images, *, gaze=None, head=None, source_gaze=None, source_head=None, compose="auto"):
         u8 = to_u8(images)  # (B, S, S, 3)
         try:
             rows = np.array([self._index_of[hashlib.blake2b(im.tobytes(), digest_size=16).digest()] for im in u8])

@@ -34,6 +34,7 @@ from torch import nn
 
 from regaze.config import ModelConfig
 from regaze.errors import RegazeError
+from regaze.eye_regions import eye_mask, framing_from_attrs
 from regaze.geometry import MAX_PITCH_RAD, MAX_YAW_RAD
 from regaze.model.decoder import Decoder
 from regaze.model.decomposition import Features, IrrelevantAttributeDecomposition
@@ -58,6 +59,9 @@ class Redirector(nn.Module):
         self.separation = CrossAttributeSeparation()
         self.decoder = Decoder(image_size=cfg.image_size, k=cfg.k, blocks=cfg.decoder_blocks, flat_channels=cfg.flat_channels, **widths)
         self.to(memory_format=torch.channels_last)
+        # Where the eyes are in this model's images (for compose="eyes"): the framing of the training data,
+        # set by train() and load_redirector() from the checkpoint; ETH-XGaze's normalization until then.
+        self.framing = framing_from_attrs({}, size=cfg.image_size)
 
     # ------------------------------------------------------------------------------- training API
     def encode(self, x: torch.Tensor) -> Features:
@@ -75,7 +79,7 @@ class Redirector(nn.Module):
 
     # ------------------------------------------------------------------------------- user API
     @torch.no_grad()
-    def redirect(self, images, *, gaze=None, head=None, source_gaze=None, source_head=None):
+    def redirect(self, images, *, gaze=None, head=None, source_gaze=None, source_head=None, compose: str = "auto"):
         """Re-render `images` with new gaze and/or head angles ([0021]).
 
         images: uint8 NumPy (B, S, S, 3) or (S, S, 3) RGB, or a float tensor (B, 3, S, S) or (3, S, S) in [-1, 1].
@@ -85,6 +89,11 @@ class Redirector(nn.Module):
         tensor), and {"gaze": ..., "head": ...} the source angles used, float32 tensors (B, 2), or (2,) for one
         image. Gaze is rotated first, then head; the two act on separate features, so this equals rotating
         both at once.
+        compose: "decode" returns the decoder's image (the patent's output). "eyes" pastes the decoder's eye
+        regions into the source image with a soft mask placed by the source head pose (regaze/eye_regions.py,
+        `self.framing`): for a gaze-only change nothing outside the eyes can move, and the source keeps its
+        sharpness. "auto" (default): "eyes" for the images whose gaze changes and whose head does not (head
+        None, or equal to the source head), "decode" for the others and for plain reconstructions.
         """
         x, single, numpy_in = self._input_images(images)  # (B, 3, S, S)
         b = x.shape[0]
@@ -100,6 +109,15 @@ class Redirector(nn.Module):
         feats = cas.rotate_features(feats, source_gaze=source_gaze, target_gaze=gaze)  # gaze first ...
         feats = cas.rotate_features(feats, source_head=source_head, target_head=head)  # ... then head
         out = self.decode(feats)  # (B, 3, S, S)
+        if compose not in ("auto", "decode", "eyes"):
+            raise RegazeError(f"compose must be 'auto', 'decode' or 'eyes'; found {compose!r}")
+        if compose != "decode" and gaze is not None:
+            paste = torch.ones(b, dtype=torch.bool, device=x.device)  # (B,) which images get the eye composite
+            if compose == "auto" and head is not None:
+                paste = (head - source_head).abs().amax(dim=1) < 1e-6  # head unchanged
+            mask = eye_mask(source_head, size=self.config.image_size, framing=self.framing)  # (B, 1, S, S) in [0, 1]
+            pasted = x + mask.to(out.dtype) * (out - x)  # source outside the eyes, decoder inside
+            out = torch.where(paste.view(b, 1, 1, 1), pasted, out)
         sources = {"gaze": source_gaze, "head": source_head}
         if numpy_in:
             out = ((out.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
