@@ -49,7 +49,8 @@ def _get(summary: dict, path: tuple) -> float | None:
     return node["mean"] if isinstance(node, dict) else node
 
 
-def run_variant(name: str, *, data: Path, estimator: Path, root: Path, steps: int, pairs: int, threads: int) -> dict:
+def run_variant(name: str, *, data: Path, estimator: Path, root: Path, steps: int, pairs: int, threads: int,
+                evaluate: bool = True) -> dict | None:
     from regaze.config import TrainConfig, config_from_dict
     from regaze.demo import DEMO_TRAIN
     from regaze.evaluate import evaluate_run
@@ -65,9 +66,17 @@ def run_variant(name: str, *, data: Path, estimator: Path, root: Path, steps: in
     if not done:
         resume = (out / "checkpoints").exists() and any((out / "checkpoints").glob("step_*.pt"))
         print(f"[ablation] {name}: training {steps} steps -> {out}", file=sys.stderr)
-        train(cfg, data=data, out=out, resume=resume)
+        if not (resume and _latest_step(out) >= steps):
+            train(cfg, data=data, out=out, resume=resume)
+        if not evaluate:
+            return None
         evaluate_run(run=out, data=data, estimator=estimator, n_pairs=pairs, which="latest", progress=True)
     return json.loads((out / "eval.json").read_text())
+
+
+def _latest_step(run: Path) -> int:
+    steps = sorted(run.glob("checkpoints/step_*.pt"))
+    return int(steps[-1].stem.split("_")[1]) if steps else 0
 
 
 def report(*, root: Path, steps: int, data: Path, estimator: Path, pairs: int) -> dict:
@@ -124,11 +133,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1: one variant per core)")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), help="train + evaluate only these")
     parser.add_argument("--report-only", action="store_true", help="only collect the table from the runs present")
+    parser.add_argument("--train-only", action="store_true", help="train the variants, evaluate later")
     args = parser.parse_args(argv)
     if not args.report_only:
         for name in args.variants or list(VARIANTS):
             run_variant(name, data=args.data, estimator=args.estimator, root=args.root, steps=args.steps,
-                        pairs=args.pairs, threads=args.threads)
+                        pairs=args.pairs, threads=args.threads, evaluate=not args.train_only)
+        if args.train_only:
+            return 0
     result = report(root=args.root, steps=args.steps, data=args.data, estimator=args.estimator, pairs=args.pairs)
     print(TABLE.read_text())
     return 0 if result["variants"] else 1

@@ -118,10 +118,12 @@ def augment(*, run, data, out, per_image: int = 4, targets: str = "kde", change:
             include_source: bool = False, grid_steps: int = 0, split: str = "all", source_angles: str = "labels",
             seed: int = 0, batch_size: int = 64, chunk_size: int = 1024, which: str = "best", device: str = "auto",
             threads: int = 0, compression: str = "lzf", force: bool = False, progress: bool = True,
-            compose: str = "auto") -> dict:
+            compose: str = "auto", targets_from=None) -> dict:
     """Augment `data` with the redirector of `run` into `out` (see the module docstring).
 
-    Ranges are (2, 2) [[pitch min, max], [yaw min, max]] radians; None = the selected sources' label range.
+    Ranges are (2, 2) [[pitch min, max], [yaw min, max]] radians; None = the label range of the target pool.
+    targets_from: another labelled file whose labels (its train split when it has one) replace the sources'
+    own as the target pool (kde) and the default ranges: e.g. grow a narrow dataset towards a wide one.
     Works at any world size (torchrun); only rank 0 merges. Returns a summary dict (rank 0: "out" is the path).
     """
     from regaze.data.dataset import open_dataset
@@ -155,11 +157,14 @@ def augment(*, run, data, out, per_image: int = 4, targets: str = "kde", change:
         raise RegazeError(f"{data}: split '{split}' holds no images")
     labels = np.concatenate([ds.gaze, ds.head], axis=1)  # (N, 4) radians
     sel = labels[sources]
-    gaze_range = label_range_rad(sel[:, :2]) if gaze_range_rad is None else np.asarray(gaze_range_rad, np.float64)
-    head_range = label_range_rad(sel[:, 2:]) if head_range_rad is None else np.asarray(head_range_rad, np.float64)
+    pool, pool_info = sel, {}
+    if targets_from is not None:
+        pool, pool_info = _target_pool(targets_from)
+    gaze_range = label_range_rad(pool[:, :2]) if gaze_range_rad is None else np.asarray(gaze_range_rad, np.float64)
+    head_range = label_range_rad(pool[:, 2:]) if head_range_rad is None else np.asarray(head_range_rad, np.float64)
     check_range(gaze_range, name="gaze range")
     check_range(head_range, name="head range")
-    sampler = TargetSampler(kind=targets, change=change, labels=sel, seed=seed, per_image=per_image,
+    sampler = TargetSampler(kind=targets, change=change, labels=pool, seed=seed, per_image=per_image,
                             gaze_range_rad=gaze_range, head_range_rad=head_range, grid_steps=grid_steps)
     plan = AugmentPlan(sources=sources, per_image=per_image, include_source=include_source,
                        chunk_sources=max(1, chunk_size // (per_image + int(include_source))))
@@ -176,7 +181,7 @@ def augment(*, run, data, out, per_image: int = 4, targets: str = "kde", change:
                           f"regaze data convert {data} OUT.h5 --size {model.config.image_size}")
 
     params = {**sampler.describe(), "include_source": include_source, "split": split, "source_angles": source_angles,
-              "chunk_sources": plan.chunk_sources, "sources": len(sources), "compose": compose}
+              "chunk_sources": plan.chunk_sources, "sources": len(sources), "compose": compose, **pool_info}
     fingerprint = _fingerprint(ds=ds, sources=sources, ckpt_sha=ckpt_sha, params=params)
     attrs = {k: ds.attrs[k] for k in _SPLIT_ATTRS if k in ds.attrs}
     attrs.update({"source_file": os.fspath(data.resolve()), "source_layout": ds.layout, "source_images": len(ds),
@@ -292,6 +297,24 @@ def _load_chunk(ds, src: np.ndarray, *, sampler: TargetSampler, include_source: 
     u8 = torch.from_numpy(images)
     return {"images": u8.pin_memory() if pin else u8, "pos": pos, "targets": targets, "sources": labels[pos],
             "copy": sample_k < 0, "rows": rows}
+
+
+def _target_pool(path) -> tuple[np.ndarray, dict]:
+    """Labels (n, 4) rad of another file (its train split when it has one) -> (pool, provenance)."""
+    from regaze.data.dataset import open_dataset
+
+    ref = open_dataset(path)
+    if not ref.has_gaze_labels:
+        raise RegazeError(f"{path}: --targets-from needs a labelled file (gaze and head)")
+    try:
+        rows, split = ref.split_indices("train"), "train"
+    except RegazeError:
+        rows, split = np.arange(len(ref)), "all"
+    if not len(rows):
+        raise RegazeError(f"{path}: --targets-from holds no labelled images")
+    pool = np.concatenate([ref.gaze, ref.head], axis=1)[rows]  # (n, 4)
+    return pool, {"targets_from": os.fspath(Path(path).resolve()), "targets_from_split": split,
+                  "targets_from_images": int(len(rows))}
 
 
 def _compute_chunk(model, chunk: dict, *, change: str, batch_size: int, device: torch.device,

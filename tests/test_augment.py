@@ -285,3 +285,28 @@ def test_cli_grid_head_only_on_the_training_split(setup, tmp_path):
     np.testing.assert_array_equal(ds.gaze, src.gaze[ds.read_array("source_index")])  # gaze label kept
     corners = np.degrees(np.unique(ds.head, axis=0))  # a 2 x 2 lattice over |pitch| <= 10, |yaw| <= 20
     np.testing.assert_allclose(corners, [[-10, -20], [-10, 20], [10, -20], [10, 20]], atol=1e-4)
+
+
+def test_targets_from_another_file_widen_a_narrow_input(setup, tmp_path):
+    import json
+
+    src = open_dataset(setup["data"])
+    spread = np.abs(np.concatenate([src.gaze, src.head], 1)).max(1)  # (n,) largest angle of each image
+    narrow = np.sort(np.argsort(spread)[:20])  # the 20 most frontal images
+    narrow_max = spread[narrow].max()
+    narrow_file = write_regaze(tmp_path / "narrow.h5", images=src.read_images(narrow), gaze=src.gaze[narrow],
+                               head=src.head[narrow], subject=src.subject[narrow], session=src.session[narrow])
+    out = tmp_path / "wide.h5"
+    augment(run=setup["run"], data=narrow_file, out=out, per_image=8, targets_from=setup["data"], threads=1, progress=False)
+    wide = open_dataset(out)
+    pool = np.concatenate([src.gaze, src.head], 1)[src.split_indices("train")]  # the reference's train split
+    drawn = np.concatenate([wide.gaze, wide.head], 1)
+    assert (np.abs(drawn).max(0) > narrow_max + np.radians(5)).all()  # well outside the input's range
+    assert (drawn >= pool.min(0) - 1e-6).all() and (drawn <= pool.max(0) + 1e-6).all()  # inside the pool's range
+    params = json.loads(wide.attrs["augment_params"])
+    assert params["targets_from_split"] == "train" and params["targets_from_images"] == len(pool)
+    with pytest.raises(RegazeError, match="labelled"):
+        unlabelled = write_regaze(tmp_path / "unlabelled.h5", images=src.read_images(narrow), gaze=None,
+                                  head=src.head[narrow], subject=src.subject[narrow])
+        augment(run=setup["run"], data=narrow_file, out=tmp_path / "x.h5", targets_from=unlabelled, threads=1, progress=False)
+    assert not (tmp_path / "x.h5").exists()

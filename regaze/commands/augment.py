@@ -59,6 +59,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="replace an existing OUT and discard OUT.parts of another augmentation")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--targets-from", metavar="FILE",
+                        help="draw targets from FILE's labels (its train split if it has one) instead of the input's, "
+                             "and take FILE's label range as the default ranges: widen a narrow dataset")
     parser.add_argument("--compose", choices=("auto", "decode", "eyes"), default="auto",
                         help="auto (default): gaze-only changes paste the model's eye regions into the source image "
                              "(nothing else moves); head changes are the decoder's whole image. decode: always the decoder's image")
@@ -75,7 +78,7 @@ def run_from_args(args) -> int:
             include_source=args.include_source, grid_steps=args.grid_steps, split=args.split,
             source_angles=args.source_angles, seed=args.seed, batch_size=args.batch_size, chunk_size=args.chunk_size,
             which=args.which, device=args.device, threads=args.threads, compression=args.compression,
-            force=args.force, progress=not args.quiet, compose=args.compose)
+            force=args.force, progress=not args.quiet, compose=args.compose, targets_from=args.targets_from)
     return 0
 
 
