@@ -95,6 +95,8 @@ class Redirector(nn.Module):
         sharpness. "auto" (default): "eyes" for the images whose gaze changes and whose head does not (head
         None, or equal to the source head), "decode" for the others and for plain reconstructions.
         """
+        if compose not in ("auto", "decode", "eyes"):
+            raise RegazeError(f"compose must be 'auto', 'decode' or 'eyes'; found {compose!r}")
         x, single, numpy_in = self._input_images(images)  # (B, 3, S, S)
         b = x.shape[0]
         gaze, head = _angles(gaze, "gaze", b, x.device), _angles(head, "head", b, x.device)
@@ -109,8 +111,6 @@ class Redirector(nn.Module):
         feats = cas.rotate_features(feats, source_gaze=source_gaze, target_gaze=gaze)  # gaze first ...
         feats = cas.rotate_features(feats, source_head=source_head, target_head=head)  # ... then head
         out = self.decode(feats)  # (B, 3, S, S)
-        if compose not in ("auto", "decode", "eyes"):
-            raise RegazeError(f"compose must be 'auto', 'decode' or 'eyes'; found {compose!r}")
         if compose != "decode" and gaze is not None:
             paste = torch.ones(b, dtype=torch.bool, device=x.device)  # (B,) which images get the eye composite
             if compose == "auto" and head is not None:
