@@ -12,7 +12,9 @@ from regaze.checkpoint import save_checkpoint
 from regaze.cli import main as cli_main
 from regaze.data.dataset import open_dataset
 from regaze.errors import RegazeError
-from regaze.estimator import EstimatorConfig, GazeHeadEstimator, estimate, load_estimator, save_estimator
+from regaze.data.synth.camera import head_rotation
+from regaze.estimator import (EstimatorConfig, GazeHeadEstimator, estimate, gaze_in_camera, gaze_in_head,
+                              head_to_camera, load_estimator, save_estimator)
 from regaze.evaluation.estimator_training import (EstimatorTrainConfig, ImageBank, LabelledImages, _augment,
                                                   estimator_splits, validate_estimator)
 from test_evaluate_toydata import one_torch_thread  # noqa: F401  (autouse fixture)
@@ -28,6 +30,29 @@ def test_forward_shapes_and_unit_embedding(size):
     assert out["gaze"].shape == (2, 2) and out["head"].shape == (2, 2) and out["embedding"].shape == (2, 8)
     assert torch.allclose(out["embedding"].norm(dim=1), torch.ones(2), atol=1e-5)
     assert model.subject_logits(out["embedding"], scale=16.0).shape == (2, 3)
+
+
+def test_head_rotation_is_the_renderers_and_head_relative_gaze_round_trips():
+    rng = np.random.default_rng(0)
+    head = rng.uniform(-0.8, 0.8, (50, 2))  # (50, 2) rad
+    gaze = head + rng.uniform(-0.5, 0.5, (50, 2))
+    m = head_to_camera(torch.from_numpy(head))  # (50, 3, 3)
+    assert np.allclose(m.numpy(), head_rotation(head), atol=1e-12)
+    g_head = gaze_in_head(torch.from_numpy(gaze), torch.from_numpy(head))
+    assert torch.allclose(gaze_in_camera(g_head, torch.from_numpy(head)), torch.from_numpy(gaze), atol=1e-9)
+    # looking where the face points is (0, 0) in head coordinates, whatever the head pose
+    assert torch.allclose(gaze_in_head(torch.from_numpy(head), torch.from_numpy(head)), torch.zeros(50, 2, dtype=torch.float64), atol=1e-9)
+    # a mirror negates yaw in both frames, so flipped labels stay consistent
+    mirror = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    assert torch.allclose(gaze_in_head(torch.from_numpy(gaze) * mirror, torch.from_numpy(head) * mirror),
+                          g_head * mirror, atol=1e-9)
+
+
+def test_forward_composes_camera_gaze_from_head_relative_gaze():
+    model = GazeHeadEstimator(TINY).eval()
+    out = model(torch.rand(4, 3, 64, 64) * 2 - 1)
+    assert torch.allclose(out["gaze"], gaze_in_camera(out["gaze_head"], out["head"]), atol=1e-6)
+    assert set(estimate(model, torch.zeros(2, 3, 64, 64))) == {"gaze", "head", "embedding"}
 
 
 def test_augmentation_flip_mirrors_pixels_and_negates_yaw_only():
@@ -94,6 +119,11 @@ def test_load_refuses_missing_foreign_and_mismatched_checkpoints(tmp_path):
     save_checkpoint(tmp_path / "bad.pt", state)
     with pytest.raises(RegazeError, match="do not fit"):
         load_estimator(tmp_path / "bad.pt")
+    state = torch.load(tmp_path / "e" / "estimator.pt", weights_only=True)
+    state["format_version"] = 1  # camera-frame gaze outputs: same shapes, other meaning
+    save_checkpoint(tmp_path / "v1.pt", state)
+    with pytest.raises(RegazeError, match="retrain"):
+        load_estimator(tmp_path / "v1.pt", allow_untrained=True)
 
 
 def test_random_weights_are_refused_unless_allowed_and_then_flagged(tmp_path):

@@ -1,6 +1,6 @@
 """`regaze estimator`: the independent gaze + head estimator used by `regaze evaluate` (never by training).
 
-    regaze estimator train --data FILE --out DIR [--epochs 30] [--width 32] ...
+    regaze estimator train --data FILE --out DIR [--epochs 80] [--width 16] ...
     regaze estimator show DIR
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ file has no val split. The `test` split is never used: it is for `regaze evaluat
 the checkpoint; `regaze evaluate` refuses an estimator without it, or above --max-val-error-deg there.
 
 examples:
-  regaze estimator train --data data/synth64.h5 --out runs/estimator64
+  regaze estimator train --data data/synth64_est.h5 --out runs/estimator64 --threads 1   # ~34 min, 14k images
   regaze estimator train --data data/synth64.h5 --out runs/est_quick --epochs 2 --max-train-images 2000
   regaze estimator show runs/estimator64
 """
@@ -65,10 +65,10 @@ def register(subparsers) -> None:
                        epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="labelled dataset (regaze, ETH-XGaze or ST-ED/FAZE layout)")
     p.add_argument("--out", required=True, help="output directory: estimator.pt and estimator.json")
-    p.add_argument("--epochs", type=int, default=30, help="passes over the training images (default 30)")
+    p.add_argument("--epochs", type=int, default=80, help="passes over the training images (default 80)")
     p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     p.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate, cosine schedule (default 2e-3)")
-    p.add_argument("--width", type=int, default=32, help="channels of the first stage (default 32)")
+    p.add_argument("--width", type=int, default=16, help="channels of the first stage (default 16)")
     p.add_argument("--identity-weight", type=float, default=0.1,
                    help="weight of the subject-classification loss that trains the identity embedding (default 0.1)")
     p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation (yaw sign flipped with it)")
