@@ -1,0 +1,23 @@
+"""The demo's guards: a synthetic file from another renderer version is noticed, and the thread count
+follows the cores that other processes leave free."""
+import os
+
+import h5py
+import numpy as np
+
+from regaze.data.synth import write_synthetic_dataset
+from regaze.demo import free_cores, renders_match
+
+
+def test_renders_match_notices_a_file_from_another_renderer(tmp_path):
+    path = write_synthetic_dataset(tmp_path / "s.h5", subjects=2, per_subject=6, size=64, seed=3, workers=1, progress=False)
+    assert renders_match(path)
+    with h5py.File(path, "r+") as f:  # what an older renderer would have drawn: a slightly different image
+        key = next(k for k in ("face_patch", "images") if k in f)
+        f[key][0, 10, 10] = (f[key][0, 10, 10].astype(np.int16) + 40).clip(0, 255).astype(np.uint8)
+    assert not renders_match(path)
+
+
+def test_free_cores_is_between_one_and_the_core_count():
+    n = free_cores(window_s=0.2)
+    assert 1 <= n <= (os.cpu_count() or 1)
