@@ -79,7 +79,7 @@ def _latest_step(run: Path) -> int:
     return int(steps[-1].stem.split("_")[1]) if steps else 0
 
 
-def report(*, root: Path, steps: int, data: Path, estimator: Path, pairs: int) -> dict:
+def report(*, root: Path, steps: int, data: Path, estimator: Path, pairs: int, note: str = "") -> dict:
     rows = {}
     for name in VARIANTS:
         path = root / name / "eval.json"
@@ -90,7 +90,8 @@ def report(*, root: Path, steps: int, data: Path, estimator: Path, pairs: int) -
                           "floor_gaze_deg": _get(ev["summary"], ("floor", "gaze_err_deg")),
                           "floor_head_deg": _get(ev["summary"], ("floor", "head_err_deg"))}
     result = {"benchmark": "ablation", "data": str(data), "estimator": str(estimator), "steps": steps, "pairs": pairs,
-              "recipe": "regaze.demo.DEMO_TRAIN + the variant's switch, seed 0", "machine": describe(), "variants": rows}
+              "recipe": "regaze.demo.DEMO_TRAIN + the variant's switch, seed 0", "machine": describe(), "variants": rows,
+              "note": note}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     TABLE.write_text(render_markdown(result))
@@ -117,6 +118,8 @@ def render_markdown(result: dict) -> str:
         g, h = next(iter(floors.values()))
         if g is not None:
             lines += ["", f"Estimator floor on the real targets (the best any model can score): gaze {g:.2f}°, head {h:.2f}°."]
+    if result.get("note"):
+        lines += ["", f"Note: {result['note']}"]
     missing = [n for n in VARIANTS if n not in result["variants"]]
     if missing:
         lines += ["", f"Not run yet: {', '.join(missing)}."]
@@ -134,6 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), help="train + evaluate only these")
     parser.add_argument("--report-only", action="store_true", help="only collect the table from the runs present")
     parser.add_argument("--train-only", action="store_true", help="train the variants, evaluate later")
+    parser.add_argument("--note", default="", help="a remark printed under the table (conditions of the run)")
     args = parser.parse_args(argv)
     if not args.report_only:
         for name in args.variants or list(VARIANTS):
@@ -141,7 +145,8 @@ def main(argv=None) -> int:
                         pairs=args.pairs, threads=args.threads, evaluate=not args.train_only)
         if args.train_only:
             return 0
-    result = report(root=args.root, steps=args.steps, data=args.data, estimator=args.estimator, pairs=args.pairs)
+    result = report(root=args.root, steps=args.steps, data=args.data, estimator=args.estimator, pairs=args.pairs,
+                    note=args.note)
     print(TABLE.read_text())
     return 0 if result["variants"] else 1
 
