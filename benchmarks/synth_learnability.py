@@ -10,8 +10,10 @@ trains for a fixed number of epochs, reports the mean angular errors (degrees) o
 Target: gaze < 3 deg, head < 2 deg.
 
 The network and its training are the evaluation estimator's (regaze/estimator.py,
-regaze/evaluation/estimator_training.py): a small ResNet whose pose head reads the head pose and the gaze
-*in head coordinates* (what the eyes show), the camera-frame gaze composed analytically from both; AdamW,
+regaze/evaluation/estimator_training.py): a small ResNet on the face reads the head pose; two eye patches
+placed by the head pose (regaze/eye_regions.py) go through a small shared network, and the gaze *in head
+coordinates* (what the eyes show) is read from both eyes, the face and the head, the camera-frame gaze
+composed analytically; AdamW,
 cosine schedule, label-exact augmentation (photometric, and a mirror with yaw negated; no shifts: moving
 the face off the image centre is another camera rotation, i.e. other labels).
 """
@@ -27,6 +29,7 @@ import torch
 
 from benchmarks.machine import describe
 from regaze.data.synth import render
+from regaze.data.synth.camera import CAMERA_DISTANCE_MM, focal_px
 from regaze.data.synth.dataset import sample_dataset
 from regaze.estimator import EstimatorConfig
 from regaze.evaluation.estimator_training import (EstimatorTrainConfig, ImageBank, LabelledImages, train_estimator,
@@ -34,7 +37,9 @@ from regaze.evaluation.estimator_training import (EstimatorTrainConfig, ImageBan
 
 RESULTS = Path(__file__).parent / "results" / "synth_learnability.json"
 SIZE = 128
-NETWORK = EstimatorConfig(image_size=SIZE, width=16)
+# Eye crops placed by the renderer's camera (the framing the synthetic files record).
+NETWORK = EstimatorConfig(image_size=SIZE, width=16, eye_width=16, focal_px=focal_px(SIZE),
+                          distance_mm=CAMERA_DISTANCE_MM)
 
 
 def _render(sample, *, batch: int = 64) -> LabelledImages:
@@ -92,7 +97,8 @@ def main(quick: bool = False, *, epochs: int = 70, n_train: int = 5000, seed: in
                  "test_images": len(test), "test_subjects": test_subjects, "held_out": "other identities",
                  "ranges_deg": {"head_pitch": 30, "head_yaw": 45, "gaze_cone": 35}},
         "network": {"class": "regaze.estimator.GazeHeadEstimator", "config": NETWORK.__dict__,
-                    "targets": "head (pitch, yaw) and gaze in head coordinates; camera gaze composed",
+                    "targets": "head (pitch, yaw) from the face; gaze in head coordinates from eye crops "
+                               "placed by the head pose + face; camera gaze composed",
                     "parameters": sum(p.numel() for p in model.parameters())},
         "training": {"epochs": epochs, "steps": record["steps"], "batch": tc.batch_size, "lr": tc.lr,
                      "weight_decay": tc.weight_decay, "train_seconds": round(train_s, 1),

@@ -13,14 +13,17 @@ from regaze.cli import main as cli_main
 from regaze.data.dataset import open_dataset
 from regaze.errors import RegazeError
 from regaze.data.synth.camera import head_rotation
-from regaze.estimator import (EstimatorConfig, GazeHeadEstimator, estimate, gaze_in_camera, gaze_in_head,
-                              head_to_camera, load_estimator, save_estimator)
+from regaze.estimator import (EstimatorConfig, GazeHeadEstimator, estimate, estimator_framing, eye_crop_shape,
+                              eye_crops, gaze_in_camera, gaze_in_head, head_to_camera, load_estimator,
+                              save_estimator)
+from regaze.eye_regions import eye_centres_px
 from regaze.evaluation.estimator_training import (EstimatorTrainConfig, ImageBank, LabelledImages, _augment,
                                                   estimator_splits, validate_estimator)
 from test_evaluate_toydata import one_torch_thread  # noqa: F401  (autouse fixture)
 from test_evaluate_toydata import TOY_MAX_VAL_ERROR_DEG, TOY_SPLIT, toy_setup, write_toy_dataset
 
-TINY = EstimatorConfig(width=4, hidden=16, embed_dim=8, n_subjects=3)
+TINY = EstimatorConfig(width=4, hidden=16, embed_dim=8, n_subjects=3, eye_width=4)
+SYNTH64 = EstimatorConfig(image_size=64, focal_px=640.0 * 64 / 224, distance_mm=600.0)  # the renderer's camera
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])
@@ -50,9 +53,41 @@ def test_head_rotation_is_the_renderers_and_head_relative_gaze_round_trips():
 
 def test_forward_composes_camera_gaze_from_head_relative_gaze():
     model = GazeHeadEstimator(TINY).eval()
-    out = model(torch.rand(4, 3, 64, 64) * 2 - 1)
+    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    out = model(x)
     assert torch.allclose(out["gaze"], gaze_in_camera(out["gaze_head"], out["head"]), atol=1e-6)
+    # at inference the crops are placed by the predicted head
+    placed = model(x, crop_head=out["head"])
+    assert torch.allclose(placed["gaze_head"], out["gaze_head"], atol=1e-5)
+    whole_face = GazeHeadEstimator(EstimatorConfig(**{**TINY.__dict__, "eye_width": 0})).eval()
+    assert not hasattr(whole_face, "eyes") and whole_face(x)["gaze"].shape == (4, 2)
     assert set(estimate(model, torch.zeros(2, 3, 64, 64))) == {"gaze", "head", "embedding"}
+
+
+def test_eye_crops_are_centred_on_the_eyes_at_twice_the_pixel_density():
+    shape = eye_crop_shape(SYNTH64)
+    assert shape == (17, 27)  # 28 x 44 mm at 2 x 0.305 px/mm
+    head = torch.tensor([[0.2, -0.5], [-0.3, 0.7]])  # (2, 2) rad
+    centres = eye_centres_px(head, size=64, framing=estimator_framing(SYNTH64))  # (2, 2 eyes, 2)
+    x = torch.full((2, 3, 64, 64), -1.0)
+    for b in range(2):
+        for e in range(2):  # a bright pixel at each eye centre
+            cx, cy = centres[b, e].floor().long().tolist()
+            x[b, :, cy, cx] = 1.0
+    crops = eye_crops(x, head, framing=estimator_framing(SYNTH64), shape=shape)  # (4, 3, 17, 27)
+    assert crops.shape == (4, 3, 17, 27)
+    for k in range(4):
+        bright = (crops[k, 0] > -0.9).nonzero().float().mean(dim=0)  # (row, col) of the bright spot
+        assert torch.allclose(bright, torch.tensor([8.0, 13.0]), atol=1.6), (k, bright)
+
+
+def test_eye_crops_swap_under_a_mirror_with_yaw_negated():
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    head = torch.tensor([[0.1, 0.4], [-0.2, -0.6], [0.0, 0.0]])
+    kw = dict(framing=estimator_framing(SYNTH64), shape=eye_crop_shape(SYNTH64))
+    a = eye_crops(x, head, **kw)  # (6, ...): eye 1 of the 3 images, then eye 2 mirrored
+    b = eye_crops(x.flip(-1), head * torch.tensor([1.0, -1.0]), **kw)
+    assert torch.allclose(b[:3], a[3:], atol=1e-5) and torch.allclose(b[3:], a[:3], atol=1e-5)
 
 
 def test_augmentation_flip_mirrors_pixels_and_negates_yaw_only():
@@ -120,10 +155,11 @@ def test_load_refuses_missing_foreign_and_mismatched_checkpoints(tmp_path):
     with pytest.raises(RegazeError, match="do not fit"):
         load_estimator(tmp_path / "bad.pt")
     state = torch.load(tmp_path / "e" / "estimator.pt", weights_only=True)
-    state["format_version"] = 1  # camera-frame gaze outputs: same shapes, other meaning
-    save_checkpoint(tmp_path / "v1.pt", state)
-    with pytest.raises(RegazeError, match="retrain"):
-        load_estimator(tmp_path / "v1.pt", allow_untrained=True)
+    for old in (1, 2):  # 1: camera-frame gaze outputs; 2: whole face only
+        state["format_version"] = old
+        save_checkpoint(tmp_path / f"v{old}.pt", state)
+        with pytest.raises(RegazeError, match="retrain"):
+            load_estimator(tmp_path / f"v{old}.pt", allow_untrained=True)
 
 
 def test_random_weights_are_refused_unless_allowed_and_then_flagged(tmp_path):
@@ -160,6 +196,7 @@ def test_cli_train_and_show(tmp_path, capsys):
     assert rc == 0 and (tmp_path / "est" / "estimator.pt").is_file()
     summary = json.loads((tmp_path / "est" / "estimator.json").read_text())
     assert summary["val"]["n_subjects"] == 2 and summary["train_images"] == 30
+    assert summary["config"]["focal_px"] > 0 and summary["config"]["distance_mm"] > 0  # the file's framing stored
     assert cli_main(["estimator", "show", str(tmp_path / "est")]) == 1  # one epoch: flagged as unusable
     assert "NOT USABLE" in capsys.readouterr().out
     assert cli_main(["estimator", "train", "--data", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x")]) == 1

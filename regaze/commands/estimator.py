@@ -1,6 +1,6 @@
 """`regaze estimator`: the independent gaze + head estimator used by `regaze evaluate` (never by training).
 
-    regaze estimator train --data FILE --out DIR [--epochs 80] [--width 16] ...
+    regaze estimator train --data FILE --out DIR [--epochs 80] [--width 16] [--eye-width 16] ...
     regaze estimator show DIR
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ file has no val split. The `test` split is never used: it is for `regaze evaluat
 the checkpoint; `regaze evaluate` refuses an estimator without it, or above --max-val-error-deg there.
 
 examples:
-  regaze estimator train --data data/synth64_est.h5 --out runs/estimator64 --threads 1   # ~34 min, 14k images
+  regaze estimator train --data data/synth64_est.h5 --out runs/estimator64 --epochs 30 --threads 1   # ~21 min, 14k images
   regaze estimator train --data data/synth64.h5 --out runs/est_quick --epochs 2 --max-train-images 2000
   regaze estimator show runs/estimator64
 """
@@ -27,16 +27,17 @@ def _train(args) -> int:
     from regaze.estimator import EstimatorConfig
     from regaze.evaluation.estimator_training import EstimatorTrainConfig, train_estimator_on_file
 
-    if args.epochs < 1 or args.batch_size < 1 or args.width < 1:
-        raise RegazeError("--epochs, --batch-size and --width must be >= 1")
+    if args.epochs < 1 or args.batch_size < 1 or args.width < 1 or args.eye_width < 0:
+        raise RegazeError("--epochs, --batch-size and --width must be >= 1, --eye-width >= 0")
     if not 0.0 < args.val_fraction < 1.0:
         raise RegazeError(f"--val-fraction must be in (0, 1); got {args.val_fraction}")
     if args.threads:
         torch.set_num_threads(args.threads)
     train_estimator_on_file(
-        data=args.data, out=args.out, config=EstimatorConfig(width=args.width),
+        data=args.data, out=args.out, config=EstimatorConfig(width=args.width, eye_width=args.eye_width),
         train_config=EstimatorTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                          seed=args.seed, hflip=not args.no_flip, identity_weight=args.identity_weight),
+                                          seed=args.seed, hflip=not args.no_flip, identity_weight=args.identity_weight,
+                                          crop_head_noise_deg=args.crop_head_noise),
         val_fraction=args.val_fraction, max_train_images=args.max_train_images,
         device=pick_device(args.device), progress=not args.quiet)
     return 0
@@ -69,6 +70,11 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     p.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate, cosine schedule (default 2e-3)")
     p.add_argument("--width", type=int, default=16, help="channels of the first stage (default 16)")
+    p.add_argument("--eye-width", type=int, default=16,
+                   help="channels of the eye-crop stream (default 16; 0 = whole face only)")
+    p.add_argument("--crop-head-noise", type=float, default=1.5,
+                   help="training eye crops placed by the head label + this Gaussian noise, deg (default 1.5; "
+                        "< 0 = by the detached predicted head)")
     p.add_argument("--identity-weight", type=float, default=0.1,
                    help="weight of the subject-classification loss that trains the identity embedding (default 0.1)")
     p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation (yaw sign flipped with it)")

@@ -11,7 +11,10 @@ centre, and moving it is a different camera rotation, i.e. different labels.
 
 Default schedule (meant for synthetic 64² data): AdamW (lr 2e-3, weight decay 0.05), batch 64, 80 epochs,
 3 % linear warm-up then cosine decay to 0 (14,000 renders of 140 subjects: 34 minutes on one CPU thread at
-width 16; benchmarks/results/estimator64_cpu.json). Small sets (the downstream experiment) pass `epochs` or
+width 16 without the eye stream; the estimator with eye crops reaches 3.0° gaze on test subjects in 30 epochs,
+benchmarks/results/estimator64_cpu.json). Eye crops are placed by the head label jittered by
+`crop_head_noise_deg` (the predicted head's error is about that); under the mirror the two eyes swap, which the
+crop geometry (symmetric, the second eye mirrored) keeps consistent with the negated yaw. Small sets (the downstream experiment) pass `epochs` or
 `steps`. The final weights are kept (no selection on the validation
 subjects, so the recorded error is unbiased).
 """
@@ -29,6 +32,7 @@ import torch.nn.functional as F
 from regaze.errors import RegazeError
 from regaze.estimator import (EstimatorConfig, GazeHeadEstimator, estimate, gaze_in_head, save_estimator,
                               to_model_input)
+from regaze.eye_regions import Framing, framing_from_attrs
 from regaze.geometry import angular_error_deg
 
 __all__ = ["EstimatorTrainConfig", "ImageBank", "LabelledImages", "train_estimator", "validate_estimator",
@@ -52,6 +56,9 @@ class EstimatorTrainConfig:
     channel_gain: float = 0.08  # per-channel multiplicative: U(1 - g, 1 + g)
     noise_std: float = 0.02  # Gaussian sensor noise, std drawn in U(0, noise_std), fraction of full scale
     hflip: bool = True  # mirror with (pitch, yaw) -> (pitch, -yaw); exact in normalized images
+    # Eye crops are placed during training by the head label plus Gaussian noise of this std per angle (deg),
+    # about the predicted head's error, which places them at inference; < 0 = by the detached predicted head.
+    crop_head_noise_deg: float = 1.5
     seed: int = 0
     cache_mb: int = 4096  # hold training images in memory up to this size
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -106,12 +113,14 @@ class ImageBank:
 
 @dataclass
 class LabelledImages:
-    """Images with labels: gaze / head (n, 2) float32 radians, subject (n,) int64."""
+    """Images with labels: gaze / head (n, 2) float32 radians, subject (n,) int64; `framing` the normalized
+    camera of the images (where the estimator places its eye crops), None = unknown (the config's is used)."""
 
     images: ImageBank
     gaze: np.ndarray
     head: np.ndarray
     subject: np.ndarray
+    framing: Framing | None = None
 
     def __len__(self) -> int:
         return len(self.gaze)
@@ -122,13 +131,15 @@ class LabelledImages:
             raise RegazeError(f"{dataset.path}: has no gaze labels; the estimator needs gaze and head labels")
         idx = np.asarray(indices, dtype=np.int64)
         return cls(images=ImageBank.from_dataset(dataset, idx, cache_mb=cache_mb), gaze=dataset.gaze[idx],
-                   head=dataset.head[idx], subject=dataset.subject[idx])
+                   head=dataset.head[idx], subject=dataset.subject[idx],
+                   framing=framing_from_attrs(dataset.attrs, size=dataset.size))
 
     @classmethod
     def concat(cls, parts: list["LabelledImages"]) -> "LabelledImages":
         return cls(images=ImageBank([p for part in parts for p in part.images.parts()]),
                    gaze=np.concatenate([p.gaze for p in parts]), head=np.concatenate([p.head for p in parts]),
-                   subject=np.concatenate([p.subject for p in parts]))
+                   subject=np.concatenate([p.subject for p in parts]),
+                   framing=next((p.framing for p in parts if p.framing is not None), None))
 
 
 # -------------------------------------------------------------------------------------------- training
@@ -149,6 +160,14 @@ def _augment(x: torch.Tensor, gaze: torch.Tensor, head: torch.Tensor, *, cfg: Es
         gaze = torch.stack([gaze[:, 0], gaze[:, 1] * sign], dim=1)
         head = torch.stack([head[:, 0], head[:, 1] * sign], dim=1)
     return x.clamp(0.0, 1.0) * 2.0 - 1.0, gaze, head
+
+
+def _crop_head(head: torch.Tensor, *, noise_deg: float, generator: torch.Generator) -> torch.Tensor | None:
+    """(B, 2) head labels rad -> where the training eye crops are placed: labels + N(0, noise_deg²); None
+    (noise_deg < 0) = the model's own detached prediction."""
+    if noise_deg < 0:
+        return None
+    return head + math.radians(noise_deg) * torch.randn(head.shape, generator=generator).to(head.device)
 
 
 def _lr_factor(step: int, *, total: int, warmup: int) -> float:
@@ -177,6 +196,9 @@ def train_estimator(*, train: LabelledImages, val: LabelledImages | None, config
     size = train.images.get([0]).shape[1]
     cfg = config or EstimatorConfig(image_size=size)
     cfg = EstimatorConfig(**{**asdict(cfg), "image_size": size, "n_subjects": len(subjects)})
+    if cfg.focal_px <= 0 and train.framing is not None:  # the eye crops go where the training file's eyes are
+        cfg = EstimatorConfig(**{**asdict(cfg), "focal_px": train.framing.focal_px,
+                                 "distance_mm": train.framing.distance_mm})
     subject_class = torch.from_numpy(np.searchsorted(subjects, train.subject))  # (N,) class ids
     torch.manual_seed(tc.seed)
     device = torch.device(device)
@@ -210,7 +232,7 @@ def train_estimator(*, train: LabelledImages, val: LabelledImages | None, config
             x, gaze, head = x.to(device), gaze.to(device), head.to(device)
             for g in opt.param_groups:
                 g["lr"] = tc.lr * _lr_factor(step, total=total, warmup=warmup)
-            out = model(x)
+            out = model(x, crop_head=_crop_head(head, noise_deg=tc.crop_head_noise_deg, generator=gen))
             # L1 on (pitch, yaw) radians of the head and of the gaze in head coordinates (what the eyes show),
             # equally weighted; the camera-frame gaze is composed from both, exactly.
             pose_l1 = (out["gaze_head"] - gaze_in_head(gaze, head)).abs().mean() + (out["head"] - head).abs().mean()
