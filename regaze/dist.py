@@ -5,6 +5,7 @@ MASTER_ADDR and MASTER_PORT. The backend is NCCL on CUDA and gloo on the CPU.
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -52,7 +53,11 @@ def init(*, device: str = "auto") -> DistInfo:
 
 
 def shutdown() -> None:
+    """Leave the process group. Callers drop their DistributedDataParallel wrappers first (a reducer holds the
+    group); the collection here frees any that sit in reference cycles while the interpreter is fully alive:
+    a gloo group freed during interpreter teardown instead can abort the process in gloo's C++ threads."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

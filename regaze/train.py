@@ -346,6 +346,7 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     if info.is_main:
         run.write_json("summary.json", summary)
         print(f"stopped at step {step}: {stop_reason}", file=sys.stderr)
+    del pair_forward, d_train  # the DDP wrappers hold the process group: free them before leaving it
     dist.shutdown()
     return summary
 
