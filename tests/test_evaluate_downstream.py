@@ -104,11 +104,19 @@ def test_cli_downstream(data, tmp_path):
 
 @pytest.mark.slow
 def test_exact_samples_over_the_full_range_help_the_estimator(tmp_path):
-    """Learnability check (minutes): oracle samples over the full range lower the held-out head error."""
-    data = write_toy_dataset(tmp_path / "big.h5", subjects=16, per_session=20, sessions=2, split=TOY_SPLIT)
-    cfg = DownstreamConfig(n_subjects=4, seeds=(0, 1, 2), per_source=3, range_quantile=0.3,
+    """Learnability check (~100 s): oracle samples over the full range lower the held-out errors, every seed.
+
+    The restricted set (8 subjects, the central half of gaze and of head: 256 images) must be large enough
+    for the estimator to learn something on its own; with a handful of images both arms sit at chance and
+    the comparison says nothing."""
+    data = write_toy_dataset(tmp_path / "big.h5", subjects=16, per_session=60, sessions=2, split=TOY_SPLIT)
+    cfg = DownstreamConfig(n_subjects=8, seeds=(0, 1, 2), per_source=3, range_quantile=0.5,
                            estimator=EstimatorConfig(width=8, hidden=64, embed_dim=8),
-                           train=EstimatorTrainConfig(epochs=15, batch_size=32, lr=3e-3, identity_weight=0.0))
+                           train=EstimatorTrainConfig(epochs=20, batch_size=32, lr=3e-3, identity_weight=0.0))
     result = downstream_experiment(data=data, run="baseline:oracle", config=cfg, renderer=toy_render,
                                    progress=False, log=lambda m: None)
-    assert result["summary"]["improvement_head_err_deg"]["mean"] > 1.0, result["summary"]
+    summary = result["summary"]
+    assert summary["restricted"]["gaze_err_deg"]["mean"] < 15.0, summary  # it learned (chance is ~22°)
+    # measured: gaze 6.1-7.3°, head 1.7-2.4° better per seed
+    assert min(summary["improvement_gaze_err_deg"]["values"]) > 3.0, summary
+    assert min(summary["improvement_head_err_deg"]["values"]) > 0.5, summary
