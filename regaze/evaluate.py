@@ -66,6 +66,7 @@ def evaluate_model(model, *, dataset, estimator, estimator_info: dict | None = N
     ident = per_pair.get("identity", {})
     est_info = dict(estimator_info or {"checkpoint": None, "val": None, "untrained": False, "flag": None})
     seen = set(est_info.get("train_subjects") or []) & {int(s) for s in np.unique(dataset.subject[idx])}
+    seen = _same_people(dataset, seen, est_info.get("data"))
     est_info["held_out_subjects_seen_in_training"] = len(seen)
     notices = list(raw["notices"])
     if est_info.get("untrained"):
@@ -88,6 +89,35 @@ def evaluate_model(model, *, dataset, estimator, estimator_info: dict | None = N
         "timing": raw["timing"],
         "per_pair": to_lists(per_pair),
     }
+
+
+def _same_people(dataset, subjects: set[int], estimator_data) -> set[int]:
+    """The ids among `subjects` that name the same person in the estimator's training file. Synthetic files
+    store every image's identity parameters, so there the faces are compared (two files rendered from other
+    seeds use the same ids for other faces); otherwise, or when that file is gone, an equal id counts as the
+    same person, so that the warning errs on the safe side."""
+    key = "synth_identity"
+    if not subjects or not estimator_data or key not in dataset.array_keys:
+        return subjects
+    from regaze.data.dataset import open_dataset
+
+    try:
+        other = open_dataset(estimator_data)
+    except (RegazeError, OSError):
+        return subjects
+    if key not in other.array_keys:
+        return subjects
+
+    def first_face(ds, s: int):  # identity parameters of subject s's first image, or None
+        rows = np.flatnonzero(ds.subject == s)
+        return ds.read_array(key, rows[:1])[0] if len(rows) else None
+
+    same = set()
+    for s in subjects:
+        a, b = first_face(dataset, s), first_face(other, s)
+        if a is not None and b is not None and a.shape == b.shape and np.allclose(a, b):
+            same.add(s)
+    return same
 
 
 def write_report(result: dict, out_dir) -> tuple[Path, Path]:

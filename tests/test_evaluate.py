@@ -204,3 +204,16 @@ def test_cli_evaluate(toy, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["evaluate", "--help"])
     assert "GazeNeRF" in capsys.readouterr().out
+
+
+def test_seen_subjects_are_compared_by_face_on_synthetic_files(tmp_path):
+    from regaze.evaluate import _same_people
+
+    mine = open_dataset(write_toy_dataset(tmp_path / "a.h5", subjects=4, per_session=2, seed=0))
+    again = write_toy_dataset(tmp_path / "again.h5", subjects=4, per_session=2, seed=0)
+    other_seed = write_toy_dataset(tmp_path / "b.h5", subjects=4, per_session=2, seed=1)
+    plain = write_toy_dataset(tmp_path / "plain.h5", subjects=4, per_session=2, seed=1, synthetic=False)
+    assert _same_people(mine, {0, 2}, str(again)) == {0, 2}  # the same faces under the same ids
+    assert _same_people(mine, {0, 2}, str(other_seed)) == set()  # same ids, other faces
+    assert _same_people(mine, {0, 2}, str(plain)) == {0, 2}  # no face parameters: an equal id counts
+    assert _same_people(mine, {0, 2}, str(tmp_path / "gone.h5")) == {0, 2}  # file gone: an equal id counts
