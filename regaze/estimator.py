@@ -78,9 +78,10 @@ class EstimatorConfig:
 
     image_size: int = 64
     # Channels of the first stage; stages have w, 2w, 4w, 8w. 16: 556 training img/s at 64² on one CPU thread
-    # against 153 at 32 (batch 64, forward + backward). With the eye stream (eye_width 16): ~370 img/s; 3.0° gaze
-    # / 1.3° head on held-out synthetic 64² subjects after 30 epochs of 14,000 renders (~21 minutes of training;
-    # benchmarks/results/estimator64_cpu.json), against 4.5° / 1.4° for the face alone after 80 epochs.
+    # against 153 at 32 (batch 64, forward + backward). With the eye stream (eye_width 16): ~370 img/s; 2.7° gaze
+    # / 1.1° head on held-out synthetic 64² subjects after 32 epochs of 19,600 renders of 280 subjects (31
+    # minutes; benchmarks/results/estimator64_cpu.json), 3.0° / 1.3° after 30 epochs of 14,000 renders of 140,
+    # against 4.5° / 1.4° for the face alone after 80 epochs of those.
     width: int = 16
     hidden: int = 256  # pose-head hidden units
     embed_dim: int = 64  # identity embedding size
