@@ -105,18 +105,19 @@ def _same_people(dataset, subjects: set[int], estimator_data) -> set[int]:
         other = open_dataset(estimator_data)
     except (RegazeError, OSError):
         return subjects
-    if key not in other.array_keys:
-        return subjects
 
     def first_face(ds, s: int):  # identity parameters of subject s's first image, or None
         rows = np.flatnonzero(ds.subject == s)
         return ds.read_array(key, rows[:1])[0] if len(rows) else None
 
-    same = set()
-    for s in subjects:
-        a, b = first_face(dataset, s), first_face(other, s)
-        if a is not None and b is not None and a.shape == b.shape and np.allclose(a, b):
-            same.add(s)
+    with other:
+        if key not in other.array_keys:
+            return subjects
+        same = set()
+        for s in subjects:
+            a, b = first_face(dataset, s), first_face(other, s)
+            if a is not None and b is not None and a.shape == b.shape and np.allclose(a, b):
+                same.add(s)
     return same
 
 
