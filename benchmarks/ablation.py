@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.machine import describe
+from benchmarks.result_file import write_result
 
 RESULTS = Path(__file__).parent / "results" / "ablation.json"
 TABLE = Path(__file__).parent / "ablation.md"
@@ -92,8 +93,7 @@ def report(*, root: Path, steps: int, data: Path, estimator: Path, pairs: int, n
     result = {"benchmark": "ablation", "data": str(data), "estimator": str(estimator), "steps": steps, "pairs": pairs,
               "recipe": "regaze.demo.DEMO_TRAIN + the variant's switch, seed 0", "machine": describe(), "variants": rows,
               "note": note}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     TABLE.write_text(render_markdown(result))
     return result
 

@@ -23,6 +23,7 @@ import torch
 
 from benchmarks.data_loading import smooth_images
 from benchmarks.machine import describe
+from benchmarks.result_file import write_result
 from regaze.augment import augment, redirect_u8
 from regaze.checkpoint import save_checkpoint
 from regaze.config import ModelConfig
@@ -100,8 +101,7 @@ def main(quick: bool = False) -> dict:
         "summary": {"inference_images_per_s": round(med_infer, 1), "end_to_end_images_per_s": round(med_e2e, 1),
                     "ratio": round(ratio, 3), "meets_target": ratio >= TARGET_RATIO},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     return result
 
 

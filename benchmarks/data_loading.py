@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from benchmarks.machine import describe
+from benchmarks.result_file import write_result
 from regaze.data.dataset import open_dataset
 from regaze.data.writer import RegazeWriter
 
@@ -129,8 +130,7 @@ def main(quick: bool = False) -> dict:
             "ratio": {f"{k}-{c}": r["ratio"] for (k, c), r in by.items()},
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     return result
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from benchmarks.machine import describe
+from benchmarks.result_file import write_result
 from regaze.data.dataset import open_dataset
 from regaze.estimator import load_estimator
 from regaze.evaluation.estimator_training import LabelledImages, validate_estimator
@@ -65,8 +66,7 @@ def main(*, estimator_dir: str = "runs/estimator64") -> dict:
         "machine": {**describe(), "note": "2-core AMD EPYC, CPU only; 1 torch thread, the other core busy "
                                           "with another job throughout"},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     return result
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.machine import describe
+from benchmarks.result_file import write_result
 
 RESULTS = Path(__file__).parent / "results" / "evaluation_speed.json"
 
@@ -43,8 +44,6 @@ def estimator_throughput(*, size: int, quick: bool, threads: int = 0) -> dict:
     """Inference images/s (batch 256, eval, no_grad) and training images/s (batch 64, AdamW, augmentation
     excluded) of the default estimator at `size`² on `threads` torch threads (0 = torch's default);
     seconds per epoch of 10,000 images."""
-    from regaze.estimator import EstimatorConfig, GazeHeadEstimator
-
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads or default_threads)
     try:
@@ -134,10 +133,7 @@ def main(quick: bool = False) -> dict:
         "evaluate_pairs_per_s_copy_1_thread": ev["copy_source_1_thread"]["pairs_per_s"],
         "evaluate_pairs_per_s_redirector_1_thread": ev["redirector_random_weights_1_thread"]["pairs_per_s"],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = RESULTS.with_name(f".{RESULTS.name}.tmp")
-    tmp_path.write_text(json.dumps(result, indent=2) + "\n")
-    tmp_path.replace(RESULTS)
+    write_result(RESULTS, result)
     return result
 
 

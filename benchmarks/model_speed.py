@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.machine import describe
+from benchmarks.result_file import write_result
 from regaze.commands.model import model_summary
 from regaze.config import ModelConfig
 from regaze.model import Discriminator, Redirector
@@ -139,8 +140,7 @@ def main(quick: bool = False, *, size: int = 128, threads: int = 2) -> dict:
             "generator_GFLOPs_per_image": round(summary["flops_per_image"]["generator"] / 1e9, 3),
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     return result
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from benchmarks.machine import describe
+from benchmarks.result_file import write_result
 from regaze.data.synth import render
 from regaze.data.synth.camera import CAMERA_DISTANCE_MM, focal_px
 from regaze.data.synth.dataset import sample_dataset
@@ -113,8 +114,7 @@ def main(quick: bool = False, *, epochs: int = 60, n_train: int = 5000, train_su
         "machine": describe(),
     }
     if not quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(RESULTS, result)
     return result
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from benchmarks.machine import describe
+from benchmarks.result_file import write_result
 from regaze.data.synth import render, sample_identities, sample_poses, sample_sessions, write_synthetic_dataset
 
 RESULTS = Path(__file__).parent / "results" / "synth_speed.json"
@@ -71,8 +72,7 @@ def main(quick: bool = False) -> dict:
         "machine": describe(),
     }
     if not quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2, default=str))
+        write_result(RESULTS, result)
     return result
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.machine import describe
+from benchmarks.result_file import write_result
 
 RESULTS = Path(__file__).parent / "results" / "training_speed.json"
 
@@ -69,8 +70,7 @@ def main(quick: bool = False, *, threads: int = 2) -> dict:
         "summary": {f"{k}_pairs_per_s": v["pairs_per_s_median"] for k, v in results.items()},
     }
     if not quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(RESULTS, result)
     return result
 
 
