@@ -200,3 +200,12 @@ def test_cli_train_and_show(tmp_path, capsys):
     assert cli_main(["estimator", "show", str(tmp_path / "est")]) == 1  # one epoch: flagged as unusable
     assert "NOT USABLE" in capsys.readouterr().out
     assert cli_main(["estimator", "train", "--data", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x")]) == 1
+
+
+@pytest.mark.parametrize("flag,value,message", [("--crop-head-noise", "nan", "finite"), ("--lr", "inf", "finite"),
+                                                ("--lr", "0", "--lr must be > 0"), ("--eye-width", "-1", "eye-width")])
+def test_cli_train_refuses_bad_numbers_and_writes_nothing(tmp_path, capsys, flag, value, message):
+    data = write_toy_dataset(tmp_path / "c.h5", subjects=16, per_session=3, sessions=1, split=TOY_SPLIT)
+    out = tmp_path / "est"
+    assert cli_main(["estimator", "train", "--data", str(data), "--out", str(out), flag, value, "--quiet"]) == 1
+    assert message in capsys.readouterr().err and not out.exists()

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 EPILOG_TRAIN = """The estimator trains on the file's `train` split (the whole file when it has no split) and measures
 its own error on the `val` split subjects, or on a held-out --val-fraction of the training subjects when the
@@ -30,6 +31,12 @@ def _train(args) -> int:
 
     if args.epochs < 1 or args.batch_size < 1 or args.width < 1 or args.eye_width < 0:
         raise RegazeError("--epochs, --batch-size and --width must be >= 1, --eye-width >= 0")
+    for flag, value in (("--lr", args.lr), ("--identity-weight", args.identity_weight),
+                        ("--crop-head-noise", args.crop_head_noise)):
+        if not math.isfinite(value):
+            raise RegazeError(f"{flag} must be a finite number; got {value}")
+    if args.lr <= 0 or args.identity_weight < 0:
+        raise RegazeError(f"--lr must be > 0 and --identity-weight >= 0; got {args.lr}, {args.identity_weight}")
     if not 0.0 < args.val_fraction < 1.0:
         raise RegazeError(f"--val-fraction must be in (0, 1); got {args.val_fraction}")
     if args.threads:
