@@ -103,7 +103,7 @@ def free_cores(*, window_s: float = 1.0) -> int:
 
     On a small machine that is already busy, torch's default of one thread per core makes every step wait for
     the thread that shares a core with the other job: measured on the 2-core machine with one other busy
-    process, training steps took up to 3 s instead of 0.25 s (benchmarks/results/demo64_cpu.json). The load
+    process, training steps took up to 3 s instead of 0.25 s (docs/RESULTS.md, demo section). The load
     is sampled from /proc/stat over `window_s` while this process sleeps; elsewhere all cores are used."""
     cores = os.cpu_count() or 1
 
