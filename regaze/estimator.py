@@ -47,6 +47,7 @@ from regaze.config import config_from_dict
 from regaze.errors import RegazeError
 from regaze.eye_regions import Framing, eye_centres_px, framing_from_attrs
 from regaze.geometry import pitchyaw_to_vector, vector_to_pitchyaw
+from regaze.model.layers import PointwiseConv2d
 
 __all__ = [
     "EstimatorConfig",
@@ -134,7 +135,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.skip = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
-            nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+            PointwiseConv2d(c_in, c_out, stride=stride, bias=False), nn.BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn1(self.conv1(x)))

@@ -38,8 +38,7 @@ CHUNKS = 15  # 72 sources, 3 images each (a copy + 2), 16 // 3 = 5 sources per c
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A tiny labelled dataset with synthetic-render rows, a one-step run, and a reference augmentation."""
-    from regaze.config import TrainConfig, config_from_dict
-    from regaze.train import train
+    from isolation import call_in_child
 
     root = tmp_path_factory.mktemp("augment")
     plain = write_tiny_dataset(root / "plain.h5")
@@ -51,7 +50,7 @@ def setup(tmp_path_factory):
                         synth_identity=rng.normal(size=(n, 5)).astype(np.float32),
                         synth_session=rng.normal(size=(n, 3)).astype(np.float32))
     run = root / "run"
-    train(config_from_dict(TrainConfig, TINY), data=plain, out=run, progress=False)
+    call_in_child("train_fixtures", "train_tiny_run", kwargs={"config": TINY, "data": str(plain), "out": str(run)})
     reference = root / "reference.h5"
     augment(run=run, data=data, out=reference, **KW)
     return {"root": root, "data": data, "run": run, "reference": reference}
@@ -119,6 +118,7 @@ def _estimator_api():
     pytest.skip("no estimator training API yet")
 
 
+@pytest.mark.isolated(timeout=180)
 def test_estimator_trains_on_augmented_file(setup):
     EstimatorConfig, est = _estimator_api()
     ds = open_dataset(setup["reference"])
@@ -173,6 +173,7 @@ def _augment_cmd(setup, out: Path) -> list[str]:
             "--out", str(out), *CLI_ARGS]
 
 
+@pytest.mark.isolated(timeout=300)
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_file(setup, tmp_path):
     out = tmp_path / "aug.h5"
     parts = Path(str(out) + ".parts")
@@ -197,6 +198,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_file(setup, tmp_pat
     assert again["computed_chunks"] == 0
 
 
+@pytest.mark.isolated(timeout=300)
 def test_killed_between_rename_and_cleanup_or_during_merge(setup, tmp_path):
     out = tmp_path / "aug.h5"
     parts = Path(str(out) + ".parts")
@@ -214,6 +216,7 @@ def test_killed_between_rename_and_cleanup_or_during_merge(setup, tmp_path):
     _assert_same_file(out, setup["reference"])
 
 
+@pytest.mark.isolated(timeout=300)
 def test_two_processes_give_the_single_process_file(setup, tmp_path):
     out = tmp_path / "aug2.h5"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -50,6 +50,7 @@ def test_config_mismatch_names_the_keys():
     check_config_matches(saved={"size": 64}, current={"size": 64}, keys=("size",), source="run")
 
 
+@pytest.mark.isolated(timeout=120)
 def test_kill_during_save_leaves_previous_checkpoint_loadable(tmp_path):
     """A process SIGKILLed while writing a large checkpoint leaves the old file intact and loadable."""
     path = tmp_path / "c.pt"

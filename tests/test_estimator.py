@@ -189,6 +189,7 @@ def test_trained_toy_estimator_beats_chance_and_loads():
     assert test["head_err_deg"] < 10 and test["n_subjects"] == 4
 
 
+@pytest.mark.isolated(timeout=120)
 def test_cli_train_and_show(tmp_path, capsys):
     data = write_toy_dataset(tmp_path / "c.h5", subjects=16, per_session=3, sessions=1, split=TOY_SPLIT)
     rc = cli_main(["estimator", "train", "--data", str(data), "--out", str(tmp_path / "est"), "--epochs", "1",

@@ -61,6 +61,7 @@ def test_generated_samples_carry_target_labels_from_the_pool(data):
     assert np.array_equal(again.gaze, out.gaze)
 
 
+@pytest.mark.isolated(timeout=180)
 def test_experiment_with_a_model_writes_both_arms_over_seeds(data, tmp_path):
     torch.manual_seed(0)
     result = downstream_experiment(data=data, run="baseline:oracle", out=tmp_path, config=FAST, renderer=toy_render,
@@ -80,6 +81,7 @@ def test_experiment_with_a_model_writes_both_arms_over_seeds(data, tmp_path):
         downstream_experiment(data=data, config=FAST)
 
 
+@pytest.mark.isolated(timeout=180)
 def test_experiment_with_an_augmented_file_drops_source_copies(data, tmp_path):
     ds = open_dataset(data)
     rows = np.arange(8)
@@ -90,6 +92,7 @@ def test_experiment_with_an_augmented_file_drops_source_copies(data, tmp_path):
     assert result["n_added_samples"] == 6 and result["source"]["n_samples"] == 6
 
 
+@pytest.mark.isolated(timeout=180)
 def test_cli_downstream(data, tmp_path):
     assert cli_main(["evaluate", "downstream", "--data", str(data), "--write-restricted", str(tmp_path / "r.h5"),
                      "--subjects", "3"]) == 0
@@ -102,6 +105,7 @@ def test_cli_downstream(data, tmp_path):
     assert cli_main(["evaluate", "downstream", "--data", str(data), "--run", "baseline:copy", "--subjects", "3"]) == 1
 
 
+@pytest.mark.isolated(timeout=1800)
 @pytest.mark.slow
 def test_exact_samples_over_the_full_range_help_the_estimator(tmp_path):
     """Learnability check (~100 s): oracle samples over the full range lower the held-out errors, every seed.

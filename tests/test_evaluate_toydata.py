@@ -100,24 +100,29 @@ TOY_MAX_VAL_ERROR_DEG = 15.0
 @functools.lru_cache(maxsize=None)
 def toy_setup():
     """(dataset path, estimator directory): a 16-subject toy file with train/val/test splits and an estimator
-    trained on it (~10 s), made once per test session and shared by the test modules."""
+    trained on it (~10 s) in a child process (a crash there fails the tests that need it, not the suite),
+    made once per test session and shared by the test modules."""
+    from isolation import call_in_child
+
+    root = Path(tempfile.mkdtemp(prefix="regaze-toy-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    path = write_toy_dataset(root / "toy.h5", subjects=16, per_session=40, sessions=2, seed=0, split=TOY_SPLIT)
+    call_in_child("test_evaluate_toydata", "train_and_save_toy_estimator",
+                  kwargs={"data": str(path), "out": str(root / "estimator")}, timeout_s=300)
+    return path, root / "estimator"
+
+
+def train_and_save_toy_estimator(*, data: str, out: str) -> None:
+    """Train the toy estimator on the toy file `data` and save it to the directory `out` (toy_setup's child)."""
     import torch
 
     from regaze.data.dataset import open_dataset
     from regaze.estimator import save_estimator
 
-    root = Path(tempfile.mkdtemp(prefix="regaze-toy-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    path = write_toy_dataset(root / "toy.h5", subjects=16, per_session=40, sessions=2, seed=0, split=TOY_SPLIT)
-    ds = open_dataset(path)
-    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # deterministic, and faster than 2 contended threads for this tiny network
-    try:
-        model, record = _train_toy_estimator(ds)
-    finally:
-        torch.set_num_threads(threads)
-    save_estimator(root / "estimator", model=model, record=record, data=str(path))
-    return path, root / "estimator"
+    ds = open_dataset(data)
+    model, record = _train_toy_estimator(ds)
+    save_estimator(Path(out), model=model, record=record, data=data)
 
 
 def _train_toy_estimator(ds):

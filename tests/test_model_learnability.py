@@ -1,6 +1,7 @@
 """The swapped-feature reconstruction of claim 5 learns on a tiny self-made pair set (wiring, not quality)."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from regaze.config import ModelConfig
@@ -43,6 +44,7 @@ def swapped_reconstruction(g: Redirector, x_a, x_b, ang_a, ang_b, gaze_sel, head
     return g.decode(rec)  # (2B, 3, S, S): targets x_a then x_b
 
 
+@pytest.mark.isolated(timeout=300)
 def test_swapped_reconstruction_learns():
     """300 Adam steps (lr 1e-3, full batch of the 8 pairs, random target per sample) on a 0.44 M-parameter
     model at 32 px. Measured (CPU, 2 threads, ~8 s on a quiet machine): L1 0.32 at step 0; after step 300, in

@@ -38,6 +38,7 @@ def _stats(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines() if '"total"' in line]
 
 
+@pytest.mark.isolated(timeout=120)
 def test_resume_replays_the_same_loss_sequence(tiny_data, tmp_path):
     straight = tmp_path / "straight"
     train(_cfg(max_steps=8), data=tiny_data, out=straight, progress=False)
@@ -54,6 +55,7 @@ def test_resume_replays_the_same_loss_sequence(tiny_data, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.isolated(timeout=120)
 def test_new_run_refuses_to_overwrite_and_resume_refuses_other_config(tiny_data, tmp_path):
     run = tmp_path / "run"
     train(_cfg(max_steps=3), data=tiny_data, out=run, progress=False)
@@ -66,6 +68,7 @@ def test_new_run_refuses_to_overwrite_and_resume_refuses_other_config(tiny_data,
         train(_cfg(max_steps=3), data=tiny_data, out=tmp_path / "empty", resume=True, progress=False)
 
 
+@pytest.mark.isolated(timeout=120)
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
     import regaze.train as train_module
 
@@ -117,6 +120,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.isolated(timeout=600)
 def test_two_process_gloo_ddp_disjoint_data_and_identical_weights(tiny_data, tmp_path):
     run = tmp_path / "ddp"
     overrides = [f"{k}={json.dumps(v)}" for k, v in TINY.items() if k != "model"]
@@ -134,6 +138,7 @@ def test_two_process_gloo_ddp_disjoint_data_and_identical_weights(tiny_data, tmp
     assert a == b
 
 
+@pytest.mark.isolated(timeout=120)
 def test_eye_weighted_training_records_the_data_framing_for_the_model(tiny_data, tmp_path):
     from regaze.eye_regions import framing_from_attrs
 

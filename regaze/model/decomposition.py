@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from regaze.model.layers import NEGATIVE_SLOPE
+from regaze.model.layers import NEGATIVE_SLOPE, PointwiseConv2d
 
 __all__ = ["Features", "IrrelevantAttributeDecomposition", "rms_normalize"]
 
@@ -76,7 +76,7 @@ class _FlatFC(nn.Module):
 
     def __init__(self, *, in_channels: int, grid: int, flat_channels: int, out_features: int):
         super().__init__()
-        self.reduce = nn.Conv2d(in_channels, flat_channels, 1)
+        self.reduce = PointwiseConv2d(in_channels, flat_channels)
         self.fc = nn.Linear(flat_channels * grid * grid, out_features)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
@@ -97,7 +97,7 @@ class IrrelevantAttributeDecomposition(nn.Module):
         self.k = k
         self.z_norm = z_norm
         self.decomposer = nn.Sequential(
-            nn.Conv2d(in_channels, in_channels, 1), nn.LeakyReLU(NEGATIVE_SLOPE), nn.Conv2d(in_channels, in_channels, 1)
+            PointwiseConv2d(in_channels, in_channels), nn.LeakyReLU(NEGATIVE_SLOPE), PointwiseConv2d(in_channels, in_channels)
         )
         fc = dict(in_channels=in_channels, grid=grid, flat_channels=flat_channels, out_features=6 * k)
         self.identity_fc = _FlatFC(**fc)  # F(f_un) = Z_id

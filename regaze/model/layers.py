@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["channels_at", "conv_block", "ResBlock", "NEGATIVE_SLOPE"]
+__all__ = ["channels_at", "conv_block", "PointwiseConv2d", "ResBlock", "NEGATIVE_SLOPE"]
 
 NEGATIVE_SLOPE = 0.2  # LeakyReLU slope, also used for the Kaiming init gain
 
@@ -22,6 +23,32 @@ def channels_at(resolution: int, *, channel_base: int, channel_max: int, channel
     """Width at a feature resolution: min(channel_max, channel_base // resolution) (StyleGAN's rule),
     so widths double each time the resolution halves and every level costs about the same FLOPs."""
     return int(max(channel_min, min(channel_max, channel_base // resolution)))
+
+
+class PointwiseConv2d(nn.Conv2d):
+    """A 1x1 convolution computed as a matrix product over the channels; every 1x1 conv in regaze is one.
+
+    Why not `nn.Conv2d(c_in, c_out, 1)`: torch 2.13.0's bundled oneDNN corrupts the heap (segfault, "free():
+    invalid size", or a hang with 2 threads) in the weight gradient of a 1x1 convolution on AVX2 CPUs
+    (`jit_avx2_1x1_convolution_bwd_weights_t::execute_backward_weights`, reached through
+    `mkldnn_convolution_backward_weights`). Measured trigger: stride 2, channels_last input, 2 <= c_in < 8,
+    e.g. (30, 4, 32, 32) -> 8 channels; AVX-512 kernels and stride 1 were not seen to fail. A strided 1x1
+    conv equals subsampling followed by a stride-1 one, and a stride-1 one is a GEMM over channels, which
+    never enters that kernel. tests/test_onednn_guard.py reruns the trigger under ONEDNN_MAX_CPU_ISA=AVX2.
+
+    Same parameters and state_dict keys as nn.Conv2d (weight (C_out, C_in, 1, 1), bias (C_out,)), so
+    checkpoints of either load into the other.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1, bias: bool = True):
+        super().__init__(in_channels, out_channels, 1, stride=stride, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sy, sx = self.stride
+        if (sy, sx) != (1, 1):
+            x = x[:, :, ::sy, ::sx]  # (B, C_in, ceil(H / s), ceil(W / s)): nn.Conv2d's output grid for padding 0
+        y = F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias)  # (B, H', W', C_out)
+        return y.permute(0, 3, 1, 2)  # (B, C_out, H', W'), channels_last in memory
 
 
 def _init_conv(conv: nn.Conv2d, *, gain: float = 1.0) -> nn.Conv2d:
