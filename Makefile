@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m regaze.demo --out runs/demo
+	$(PY) -m regaze.cli demo --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -53,9 +53,9 @@ def _get(summary: dict, path: tuple) -> float | None:
 def run_variant(name: str, *, data: Path, estimator: Path, root: Path, steps: int, pairs: int, threads: int,
                 evaluate: bool = True) -> dict | None:
     from regaze.config import TrainConfig, config_from_dict
-    from regaze.demo import DEMO_TRAIN
-    from regaze.evaluate import evaluate_run
-    from regaze.train import train
+    from regaze.demo.job import DEMO_TRAIN
+    from regaze.evaluation.protocol import evaluate_run
+    from regaze.training.loop import train
 
     overrides, _ = VARIANTS[name]
     merged = json.loads(json.dumps(DEMO_TRAIN))
@@ -91,7 +91,7 @@ def report(*, root: Path, steps: int, data: Path, estimator: Path, pairs: int, n
                           "floor_gaze_deg": _get(ev["summary"], ("floor", "gaze_err_deg")),
                           "floor_head_deg": _get(ev["summary"], ("floor", "head_err_deg"))}
     result = {"benchmark": "ablation", "data": str(data), "estimator": str(estimator), "steps": steps, "pairs": pairs,
-              "recipe": "regaze.demo.DEMO_TRAIN + the variant's switch, seed 0", "machine": describe(), "variants": rows,
+              "recipe": "regaze.demo.job.DEMO_TRAIN + the variant's switch, seed 0", "machine": describe(), "variants": rows,
               "note": note}
     write_result(RESULTS, result)
     TABLE.write_text(render_markdown(result))
@@ -103,7 +103,7 @@ def render_markdown(result: dict) -> str:
     head = "| variant | what it removes | " + " | ".join(f"{c[0]} ({c[2]}, {c[3]})" if c[2] else f"{c[0]} ({c[3]})" for c in COLUMNS) + " |"
     lines = [
         "# Ablation (issue 6)", "",
-        f"Each variant: {result['steps']} training steps of `regaze.demo.DEMO_TRAIN` (64 px, batch 8) on "
+        f"Each variant: {result['steps']} training steps of `regaze.demo.job.DEMO_TRAIN` (64 px, batch 8) on "
         f"`{result['data']}`, seed 0, then `regaze evaluate` on {result['pairs']} seeded pairs of held-out subjects with the "
         f"estimator `{result['estimator']}`. Machine: {machine.get('cpu')} ({machine.get('cpu_count')} cores), "
         f"torch {machine.get('torch')}, no GPU.", "",

@@ -24,7 +24,7 @@ import torch
 from benchmarks.data_loading import smooth_images
 from benchmarks.machine import describe
 from benchmarks.result_file import write_result
-from regaze.augment import augment, redirect_u8
+from regaze.augment.augmentation import augment, redirect_u8
 from regaze.checkpoint import save_checkpoint
 from regaze.config import ModelConfig
 from regaze.data.writer import write_regaze

@@ -21,8 +21,8 @@ import torch
 from benchmarks.machine import describe
 from benchmarks.result_file import write_result
 from regaze.data.dataset import open_dataset
-from regaze.estimator import load_estimator
-from regaze.evaluation.estimator_training import LabelledImages, validate_estimator
+from regaze.evaluation.estimator.store import load_estimator
+from regaze.evaluation.estimator.trainer import LabelledImages, validate_estimator
 
 RESULTS = Path(__file__).parent / "results" / "estimator64_cpu.json"
 TRAIN_COMMAND = ("OMP_NUM_THREADS=1 regaze estimator train --data data/synth64_est400.h5 --out runs/estimator64 "

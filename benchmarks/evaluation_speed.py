@@ -53,7 +53,7 @@ def estimator_throughput(*, size: int, quick: bool, threads: int = 0) -> dict:
 
 
 def _estimator_throughput(*, size: int, quick: bool) -> dict:
-    from regaze.estimator import EstimatorConfig, GazeHeadEstimator
+    from regaze.evaluation.estimator.network import EstimatorConfig, GazeHeadEstimator
 
     model = GazeHeadEstimator(EstimatorConfig(image_size=size, n_subjects=100))
     x_inf = torch.rand(64 if quick else 256, 3, size, size) * 2 - 1
@@ -82,9 +82,10 @@ def evaluation_time(*, root: Path, quick: bool) -> dict:
     """Seconds for `regaze evaluate` on N pairs (copy baseline and a random Redirector), with breakdown."""
     from regaze.checkpoint import save_checkpoint
     from regaze.config import ModelConfig
-    from regaze.data.synth.dataset import write_synthetic_dataset
-    from regaze.estimator import EstimatorConfig, GazeHeadEstimator, save_estimator
-    from regaze.evaluate import evaluate_run
+    from regaze.data.synth.generate import write_synthetic_dataset
+    from regaze.evaluation.estimator.network import EstimatorConfig, GazeHeadEstimator
+    from regaze.evaluation.estimator.store import save_estimator
+    from regaze.evaluation.protocol import evaluate_run
     from regaze.model.redirector import Redirector
 
     n_pairs = 16 if quick else 256

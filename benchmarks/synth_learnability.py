@@ -11,7 +11,7 @@ seed: other identities, sessions, poses), trains for a fixed number of epochs, r
 errors (degrees) on the held-out subjects. Target: gaze < 3 deg, head < 2 deg.
 
 The network and its training are the evaluation estimator's (regaze/estimator.py,
-regaze/evaluation/estimator_training.py): a small ResNet on the face reads the head pose; two eye patches
+regaze/evaluation/estimator/trainer.py): a small ResNet on the face reads the head pose; two eye patches
 placed by the head pose (regaze/eye_regions.py) go through a small shared network, and the gaze *in head
 coordinates* (what the eyes show) is read from both eyes, the face and the head, the camera-frame gaze
 composed analytically; AdamW,
@@ -32,9 +32,9 @@ from benchmarks.machine import describe
 from benchmarks.result_file import write_result
 from regaze.data.synth import render
 from regaze.data.synth.camera import CAMERA_DISTANCE_MM, focal_px
-from regaze.data.synth.dataset import sample_dataset
-from regaze.estimator import EstimatorConfig
-from regaze.evaluation.estimator_training import (EstimatorTrainConfig, ImageBank, LabelledImages, train_estimator,
+from regaze.data.synth.generate import sample_dataset
+from regaze.evaluation.estimator.network import EstimatorConfig
+from regaze.evaluation.estimator.trainer import (EstimatorTrainConfig, ImageBank, LabelledImages, train_estimator,
                                                   validate_estimator)
 
 RESULTS = Path(__file__).parent / "results" / "synth_learnability.json"
@@ -101,7 +101,7 @@ def main(quick: bool = False, *, epochs: int = 60, n_train: int = 5000, train_su
         "data": {"size": SIZE, "train_images": len(train), "train_subjects": train_subjects,
                  "test_images": len(test), "test_subjects": test_subjects, "held_out": "other identities",
                  "ranges_deg": {"head_pitch": 30, "head_yaw": 45, "gaze_cone": 35}},
-        "network": {"class": "regaze.estimator.GazeHeadEstimator", "config": NETWORK.__dict__,
+        "network": {"class": "regaze.evaluation.estimator.network.GazeHeadEstimator", "config": NETWORK.__dict__,
                     "targets": "head (pitch, yaw) from the face; gaze in head coordinates from eye crops "
                                "placed by the head pose + face; camera gaze composed",
                     "parameters": sum(p.numel() for p in model.parameters())},

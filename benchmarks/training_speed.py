@@ -2,7 +2,7 @@
 
     python -m benchmarks.training_speed [--quick] [--threads 2]
 
-Unlike benchmarks/model_speed.py (one isolated step on random tensors), this runs regaze.train.train on a
+Unlike benchmarks/model_speed.py (one isolated step on random tensors), this runs regaze.training.loop.train on a
 small synthetic file written to a temporary directory: pair sampling, batch assembly, the D step, the G
 step (L1 + adversarial + label + orthogonality), EMA, logging — everything a user's run pays for except
 validation and checkpoints (pushed past the end). Configs: the default TrainConfig (GAN on, batch 16) and
@@ -29,7 +29,7 @@ RESULTS = Path(__file__).parent / "results" / "training_speed.json"
 
 def _measure(*, data: Path, out: Path, overrides: dict, steps: int, log_every: int, threads: int) -> dict:
     from regaze.config import TrainConfig, config_from_dict
-    from regaze.train import train
+    from regaze.training.loop import train
 
     cfg = config_from_dict(TrainConfig, {**overrides, "max_steps": steps, "log_every": log_every, "val_every": 10**9,
                                          "ckpt_every": 10**9, "threads": threads, "seed": 0})
@@ -42,8 +42,8 @@ def _measure(*, data: Path, out: Path, overrides: dict, steps: int, log_every: i
 
 
 def main(quick: bool = False, *, threads: int = 2) -> dict:
-    from regaze.data.synth.dataset import write_synthetic_dataset
-    from regaze.demo import DEMO_TRAIN
+    from regaze.data.synth.generate import write_synthetic_dataset
+    from regaze.demo.job import DEMO_TRAIN
 
     torch.set_num_threads(threads)
     steps, log_every = (12, 4) if quick else (60, 10)

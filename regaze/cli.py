@@ -20,6 +20,7 @@ COMMANDS = {
     "evaluate": "regaze.commands.evaluate",
     "augment": "regaze.commands.augment",
     "redirect": "regaze.commands.redirect",
+    "demo": "regaze.commands.demo",
 }
 
 

@@ -7,8 +7,10 @@ the wrong type is a `RegazeError` that names the field and the accepted values.
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from regaze.errors import RegazeError
 
@@ -206,3 +208,45 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return config_to_dict(self)
+
+
+# ------------------------------------------------------------------ from files and the command line
+def parse_overrides(pairs: list[str]) -> dict:
+    """['loss.gen=0.1', 'model.k=64', 'cross_swap=false'] -> nested dict with JSON-parsed values."""
+    nested: dict = {}
+    for item in pairs:
+        if "=" not in item:
+            raise RegazeError(f"override {item!r}: expected key=value, e.g. loss.ort=0 or batch_size=8")
+        key, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw.lower() if raw.lower() in ("true", "false") else raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = nested
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return nested
+
+
+def build_config(*, config_file: str | None, overrides: list[str]) -> "TrainConfig":
+    """A TrainConfig from an optional JSON file, then `key=value` overrides on top (dotted for nested fields)."""
+    base: dict = {}
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise RegazeError(f"config file not found: {path}")
+        try:
+            base = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise RegazeError(f"{path}: not valid JSON ({e})") from e
+    merged = _deep_merge(base, parse_overrides(overrides))
+    return config_from_dict(TrainConfig, merged)
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

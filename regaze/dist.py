@@ -1,6 +1,6 @@
 """A handful of torch.distributed helpers; the same code runs at world size 1 without a process group.
 
-Launch with `torchrun --nproc_per_node=N -m regaze.train ...`: torchrun sets RANK, WORLD_SIZE, LOCAL_RANK,
+Launch with `torchrun --nproc_per_node=N -m regaze.cli train ...`: torchrun sets RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR and MASTER_PORT. The backend is NCCL on CUDA and gloo on the CPU.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from regaze.config import ModelConfig
-from regaze.estimator import EstimatorConfig, GazeHeadEstimator
+from regaze.evaluation.estimator.network import EstimatorConfig, GazeHeadEstimator
 from regaze.model import Redirector
 from regaze.model.layers import PointwiseConv2d
 

@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-from regaze.augment import augment
-from regaze.augment_targets import TargetSampler, parse_range_deg
+from regaze.augment.augmentation import augment
+from regaze.augment.targets import TargetSampler, parse_range_deg
 from regaze.checkpoint import file_sha256
 from regaze.cli import main as cli_main
 from regaze.data.dataset import open_dataset
@@ -104,28 +104,16 @@ def test_output_has_labels_and_provenance_and_passes_inspect(setup):
     assert not Path(str(setup["reference"]) + ".parts").exists()
 
 
-def _estimator_api():
-    """(EstimatorConfig, training module) wherever the estimator's training lives now, or skip."""
-    import importlib
-
-    for name in ("regaze.evaluation.estimator_training", "regaze.estimator"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-        if all(hasattr(module, a) for a in ("train_estimator", "LabelledImages", "EstimatorTrainConfig")):
-            return importlib.import_module("regaze.estimator").EstimatorConfig, module
-    pytest.skip("no estimator training API yet")
-
-
 @pytest.mark.isolated(timeout=180)
 def test_estimator_trains_on_augmented_file(setup):
-    EstimatorConfig, est = _estimator_api()
+    from regaze.evaluation.estimator.network import EstimatorConfig
+    from regaze.evaluation.estimator.trainer import EstimatorTrainConfig, LabelledImages, train_estimator
+
     ds = open_dataset(setup["reference"])
-    data = est.LabelledImages.from_dataset(ds, ds.split_indices("train"))
-    model, record = est.train_estimator(
+    data = LabelledImages.from_dataset(ds, ds.split_indices("train"))
+    model, record = train_estimator(
         train=data, val=None, config=EstimatorConfig(image_size=ds.size, width=8, hidden=16, embed_dim=8),
-        train_config=est.EstimatorTrainConfig(steps=2, batch_size=8, threads=1), progress=False, log=lambda m: None)
+        train_config=EstimatorTrainConfig(steps=2, batch_size=8, threads=1), progress=False, log=lambda m: None)
     assert record["steps"] == 2
 
 
@@ -169,7 +157,7 @@ def test_target_kinds():
 
 
 def _augment_cmd(setup, out: Path) -> list[str]:
-    return [sys.executable, "-m", "regaze.augment", "--run-dir", str(setup["run"]), "--data", str(setup["data"]),
+    return [sys.executable, "-m", "regaze.cli", "augment", "--run-dir", str(setup["run"]), "--data", str(setup["data"]),
             "--out", str(out), *CLI_ARGS]
 
 

@@ -55,7 +55,7 @@ def test_convert_bad_source_exits_1_and_writes_nothing(tmp_path, capsys):
 
 def test_convert_failure_midway_leaves_nothing(tmp_path, capsys, monkeypatch):
     write_regaze_file(tmp_path / "src.h5", n=24)
-    from regaze.data import regaze_layout
+    from regaze.data import convert
     from regaze.errors import RegazeError
 
     calls = []
@@ -66,7 +66,7 @@ def test_convert_failure_midway_leaves_nothing(tmp_path, capsys, monkeypatch):
             raise RegazeError("disk full (simulated)")
         return images
 
-    monkeypatch.setattr(regaze_layout, "resize_images", failing_resize)
+    monkeypatch.setattr(convert, "resize_images", failing_resize)
     assert cli.main(["data", "convert", str(tmp_path / "src.h5"), str(tmp_path / "dst.h5"),
                      "--batch-size", "8", "--quiet"]) == 1
     assert "disk full" in capsys.readouterr().err

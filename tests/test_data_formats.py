@@ -9,7 +9,8 @@ import torch
 
 from data_fixtures import SIZE, write_ethxgaze, write_regaze_file, write_sted
 from regaze.data.dataset import detect_layout, open_dataset
-from regaze.data.regaze_layout import RegazeWriter, convert_to_regaze
+from regaze.data.convert import convert_to_regaze
+from regaze.data.writer import RegazeWriter
 from regaze.errors import RegazeError
 
 

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 
 from regaze.data.synth import write_synthetic_dataset
-from regaze.demo import free_cores, renders_match
+from regaze.demo.job import free_cores, renders_match
 
 
 def test_renders_match_notices_a_file_from_another_renderer(tmp_path):

@@ -13,11 +13,12 @@ from regaze.cli import main as cli_main
 from regaze.data.dataset import open_dataset
 from regaze.errors import RegazeError
 from regaze.data.synth.camera import head_rotation
-from regaze.estimator import (EstimatorConfig, GazeHeadEstimator, estimate, estimator_framing, eye_crop_shape,
-                              eye_crops, gaze_in_camera, gaze_in_head, head_to_camera, load_estimator,
-                              save_estimator)
-from regaze.eye_regions import eye_centres_px
-from regaze.evaluation.estimator_training import (EstimatorTrainConfig, ImageBank, LabelledImages, _augment,
+from regaze.evaluation.estimator.network import (EstimatorConfig, GazeHeadEstimator, estimate, estimator_framing,
+                                                 eye_crop_shape, eye_crops, gaze_in_camera, gaze_in_head,
+                                                 head_to_camera)
+from regaze.evaluation.estimator.store import load_estimator, save_estimator
+from regaze.model.framing import eye_centres_px
+from regaze.evaluation.estimator.trainer import (EstimatorTrainConfig, ImageBank, LabelledImages, _augment,
                                                   estimator_splits, validate_estimator)
 from test_evaluate_toydata import one_torch_thread  # noqa: F401  (autouse fixture)
 from test_evaluate_toydata import TOY_MAX_VAL_ERROR_DEG, TOY_SPLIT, toy_setup, write_toy_dataset

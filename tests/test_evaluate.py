@@ -12,11 +12,11 @@ import torch
 from regaze.cli import main as cli_main
 from regaze.data.dataset import open_dataset
 from regaze.errors import RegazeError
-from regaze.estimator import load_estimator
-from regaze.evaluate import evaluate_model, evaluate_run
+from regaze.evaluation.estimator.store import load_estimator
+from regaze.evaluation.protocol import evaluate_model, evaluate_run
 from regaze.evaluation.baselines import CopySource, SyntheticOracle
 from regaze.evaluation.image_quality import EYE_BAND, eye_boxes
-from regaze.evaluation.pairs import held_out_indices, sample_pairs
+from regaze.evaluation.eval_pairs import held_out_indices, sample_pairs
 from regaze.evaluation.redirection import evaluate_pairs
 from regaze.evaluation.report import render_markdown
 from test_evaluate_toydata import one_torch_thread  # noqa: F401  (autouse fixture)
@@ -108,7 +108,8 @@ def test_redirecting_to_the_source_angles_gives_the_floor(toy):
 
 
 def test_random_weights_estimator_is_refused_then_flagged(toy, tmp_path):
-    from regaze.estimator import EstimatorConfig, GazeHeadEstimator, save_estimator
+    from regaze.evaluation.estimator.network import EstimatorConfig, GazeHeadEstimator
+    from regaze.evaluation.estimator.store import save_estimator
 
     save_estimator(tmp_path / "rand", model=GazeHeadEstimator(EstimatorConfig(image_size=32, width=4)), record=None)
     kw = dict(run="baseline:copy", data=toy["data"], out=tmp_path / "out", n_pairs=8, renderer=toy_render, progress=False)
@@ -161,10 +162,11 @@ def test_eye_box_is_the_padded_changed_region_or_the_fixed_band():
 
 # ------------------------------------------------------------------------------------ real model and CLI
 def test_real_redirector_run_directory_on_synthetic_64(tmp_path):
-    synth = pytest.importorskip("regaze.data.synth.dataset")
+    synth = pytest.importorskip("regaze.data.synth.generate")
     from regaze.checkpoint import save_checkpoint
     from regaze.config import ModelConfig
-    from regaze.estimator import EstimatorConfig, GazeHeadEstimator, save_estimator
+    from regaze.evaluation.estimator.network import EstimatorConfig, GazeHeadEstimator
+    from regaze.evaluation.estimator.store import save_estimator
     from regaze.model.redirector import Redirector
 
     data = synth.write_synthetic_dataset(tmp_path / "s64.h5", subjects=5, per_subject=4, per_session=2, size=64,
@@ -207,7 +209,7 @@ def test_cli_evaluate(toy, tmp_path, capsys):
 
 
 def test_seen_subjects_are_compared_by_face_on_synthetic_files(tmp_path):
-    from regaze.evaluate import _same_people
+    from regaze.evaluation.protocol import _same_people
 
     mine = open_dataset(write_toy_dataset(tmp_path / "a.h5", subjects=4, per_session=2, seed=0))
     again = write_toy_dataset(tmp_path / "again.h5", subjects=4, per_session=2, seed=0)

@@ -13,11 +13,11 @@ from regaze.cli import main as cli_main
 from regaze.data.dataset import open_dataset
 from regaze.data.writer import write_regaze
 from regaze.errors import RegazeError
-from regaze.estimator import EstimatorConfig
+from regaze.evaluation.estimator.network import EstimatorConfig
 from regaze.evaluation.baselines import CopySource
 from regaze.evaluation.downstream import (DownstreamConfig, _distance_from_frontal_deg, downstream_experiment,
                                           generate_samples, restricted_indices)
-from regaze.evaluation.estimator_training import EstimatorTrainConfig
+from regaze.evaluation.estimator.trainer import EstimatorTrainConfig
 from test_evaluate_toydata import one_torch_thread  # noqa: F401  (autouse fixture)
 from test_evaluate_toydata import TOY_SPLIT, toy_render, write_toy_dataset
 

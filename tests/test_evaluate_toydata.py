@@ -117,7 +117,7 @@ def train_and_save_toy_estimator(*, data: str, out: str) -> None:
     import torch
 
     from regaze.data.dataset import open_dataset
-    from regaze.estimator import save_estimator
+    from regaze.evaluation.estimator.store import save_estimator
 
     torch.set_num_threads(1)  # deterministic, and faster than 2 contended threads for this tiny network
     ds = open_dataset(data)
@@ -126,8 +126,8 @@ def train_and_save_toy_estimator(*, data: str, out: str) -> None:
 
 
 def _train_toy_estimator(ds):
-    from regaze.estimator import EstimatorConfig
-    from regaze.evaluation.estimator_training import EstimatorTrainConfig, LabelledImages, train_estimator
+    from regaze.evaluation.estimator.network import EstimatorConfig
+    from regaze.evaluation.estimator.trainer import EstimatorTrainConfig, LabelledImages, train_estimator
 
     return train_estimator(
         train=LabelledImages.from_dataset(ds, ds.split_indices("train")),

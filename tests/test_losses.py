@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from regaze import losses
+from regaze.training import losses
 
 
 def test_gan_losses_follow_log_likelihood_forms():

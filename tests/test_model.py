@@ -186,7 +186,7 @@ def test_model_summary_cli(capsys):
 
 
 def test_gaze_only_redirect_pastes_decoded_eyes_into_the_source(small):
-    from regaze.eye_regions import eye_mask
+    from regaze.model.framing import eye_mask
 
     x = _images(2, 64, seed=3)
     sg, sh = torch.tensor([[0.1, 0.2], [-0.1, 0.0]]), torch.tensor([[0.0, -0.3], [0.2, 0.1]])

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from regaze.config import ModelConfig
-from regaze.estimator import EstimatorConfig, GazeHeadEstimator
+from regaze.evaluation.estimator.network import EstimatorConfig, GazeHeadEstimator
 from regaze.model import Discriminator, Redirector
 from regaze.model.layers import PointwiseConv2d
 

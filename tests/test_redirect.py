@@ -13,7 +13,7 @@ from PIL import Image
 from regaze.cli import main as cli_main
 from regaze.data.dataset import open_dataset
 from regaze.errors import RegazeError
-from regaze.redirect_images import parse_angles_deg, redirect_files
+from regaze.augment.images import parse_angles_deg, redirect_files
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_fixtures import write_tiny_dataset  # noqa: E402
@@ -28,7 +28,7 @@ def setup(tmp_path_factory):
     import torch
 
     from regaze.config import TrainConfig, config_from_dict
-    from regaze.train import train
+    from regaze.training.loop import train
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("redirect")

@@ -6,12 +6,12 @@ import pytest
 from regaze.data.dataset import open_dataset
 from regaze.evaluation.baselines import CopySource
 from regaze.geometry import angular_error_deg
-from regaze.report import GAZE_FROM_HEAD_MAX_DEG, exact_redirection_scores, sample_changes
+from regaze.demo.report_page import GAZE_FROM_HEAD_MAX_DEG, exact_redirection_scores, sample_changes
 
 
 @pytest.fixture(scope="module")
 def synth64(tmp_path_factory):
-    from regaze.data.synth.dataset import write_synthetic_dataset
+    from regaze.data.synth.generate import write_synthetic_dataset
 
     path = tmp_path_factory.mktemp("synth") / "s.h5"
     return write_synthetic_dataset(path, subjects=4, per_subject=6, per_session=3, size=64, seed=3, workers=1, progress=False)

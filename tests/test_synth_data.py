@@ -4,7 +4,7 @@ import pytest
 
 from regaze.data.synth import (IDENTITY_PARAMS, SESSION_PARAMS, render, sample_identities, sample_sessions,
                                write_synthetic_dataset)
-from regaze.data.synth.dataset import PoseRanges, sample_dataset, sample_poses, split_subjects
+from regaze.data.synth.generate import PoseRanges, sample_dataset, sample_poses, split_subjects
 from regaze.errors import RegazeError
 
 

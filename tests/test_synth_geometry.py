@@ -7,7 +7,7 @@ import pytest
 
 from regaze.data.synth import SESSION_PARAMS, IDENTITY_PARAMS, render, sample_identities, sample_sessions
 from regaze.data.synth.camera import CAMERA_DISTANCE_MM, head_rotation, project
-from regaze.data.synth.dataset import PoseRanges, sample_poses
+from regaze.data.synth.generate import PoseRanges, sample_poses
 from regaze.data.synth.face_model import EYEBALL_RADIUS_MM, landmarks_cam, pupil_centres_cam
 from regaze.geometry import angular_error_deg, head_matrix_to_pitchyaw, pitchyaw_to_vector
 

@@ -14,8 +14,9 @@ import torch
 from regaze.checkpoint import load_checkpoint
 from regaze.config import TrainConfig, config_from_dict
 from regaze.errors import RegazeError
-from regaze.run_dir import find_checkpoint, load_redirector
-from regaze.train import build_config, parse_overrides, train
+from regaze.model.pretrained import find_checkpoint, load_redirector
+from regaze.config import build_config, parse_overrides
+from regaze.training.loop import train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_fixtures import write_tiny_dataset  # noqa: E402
@@ -70,7 +71,7 @@ def test_new_run_refuses_to_overwrite_and_resume_refuses_other_config(tiny_data,
 
 @pytest.mark.isolated(timeout=120)
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
-    import regaze.train as train_module
+    import regaze.training.loop as train_module
 
     calls = {"n": 0}
     real = train_module.losses.reconstruction_loss
@@ -127,7 +128,7 @@ def test_two_process_gloo_ddp_disjoint_data_and_identical_weights(tiny_data, tmp
     overrides += [f"model.{k}={v}" for k, v in TINY["model"].items()] + ["max_steps=4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "regaze.train", "--data", str(tiny_data), "--out", str(run), "--no-progress", *overrides]
+           "-m", "regaze.cli", "train", "--data", str(tiny_data), "--out", str(run), "--no-progress", *overrides]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
@@ -140,7 +141,7 @@ def test_two_process_gloo_ddp_disjoint_data_and_identical_weights(tiny_data, tmp
 
 @pytest.mark.isolated(timeout=120)
 def test_eye_weighted_training_records_the_data_framing_for_the_model(tiny_data, tmp_path):
-    from regaze.eye_regions import framing_from_attrs
+    from regaze.model.framing import framing_from_attrs
 
     run = tmp_path / "eyes"
     stats = train(_cfg(max_steps=3, loss={"rec_eye": 10.0}), data=tiny_data, out=run, progress=False)

@@ -40,6 +40,6 @@ def train_tiny_run(*, config: dict, data: str, out: str) -> None:
     """regaze training with the config dict `config` on `data` into the run directory `out`; called in a child
     process by fixtures (tests/isolation.call_in_child) so that a crash fails their tests, not the suite."""
     from regaze.config import TrainConfig, config_from_dict
-    from regaze.train import train
+    from regaze.training.loop import train
 
     train(config_from_dict(TrainConfig, config), data=data, out=out, progress=False)

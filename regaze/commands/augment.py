@@ -8,7 +8,7 @@ EPILOG = """examples:
   regaze augment --run runs/x128 --data xgaze128.h5 --out aug.h5 --per-image 8 --targets uniform \\
                  --gaze-range 40,50 --head-range 30,45 --change gaze --split train --include-source
   regaze augment --run runs/r64 --data synth64.h5 --out grid.h5 --targets grid --change head --per-image 9
-  torchrun --nproc_per_node=4 -m regaze.augment --run-dir runs/x128 --data xgaze128.h5 --out aug.h5 --per-image 8
+  torchrun --nproc_per_node=4 -m regaze.cli augment --run-dir runs/x128 --data xgaze128.h5 --out aug.h5 --per-image 8
     (under torchrun write --run-dir: torchrun reads a bare --run as an abbreviation of its own --run-path)
 
 targets: kde     = the input's own joint (gaze, head) label distribution: a random label row plus Gaussian
@@ -68,8 +68,8 @@ def add_arguments(parser) -> None:
 
 
 def run_from_args(args) -> int:
-    from regaze.augment import augment
-    from regaze.augment_targets import parse_range_deg
+    from regaze.augment.augmentation import augment
+    from regaze.augment.targets import parse_range_deg
 
     gaze_range = None if args.gaze_range is None else parse_range_deg(args.gaze_range, name="--gaze-range")
     head_range = None if args.head_range is None else parse_range_deg(args.head_range, name="--head-range")

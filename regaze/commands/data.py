@@ -182,7 +182,7 @@ def _inspect(args) -> int:
 
 # ---------------------------------------------------------------------------------------- convert
 def _convert(args) -> int:
-    from regaze.data.regaze_layout import convert_to_regaze
+    from regaze.data.convert import convert_to_regaze
     from regaze.errors import RegazeError
 
     if args.size is not None and args.size <= 0:

@@ -26,8 +26,8 @@ def _train(args) -> int:
 
     from regaze.dist import pick_device
     from regaze.errors import RegazeError
-    from regaze.estimator import EstimatorConfig
-    from regaze.evaluation.estimator_training import EstimatorTrainConfig, train_estimator_on_file
+    from regaze.evaluation.estimator.network import EstimatorConfig
+    from regaze.evaluation.estimator.trainer import EstimatorTrainConfig, train_estimator_on_file
 
     if args.epochs < 1 or args.batch_size < 1 or args.width < 1 or args.eye_width < 0:
         raise RegazeError("--epochs, --batch-size and --width must be >= 1, --eye-width >= 0")
@@ -54,7 +54,7 @@ def _train(args) -> int:
 def _show(args) -> int:
     import json
 
-    from regaze.estimator import load_estimator
+    from regaze.evaluation.estimator.store import load_estimator
 
     _, info = load_estimator(args.dir, allow_untrained=True)
     print(json.dumps(info, indent=2, default=str))

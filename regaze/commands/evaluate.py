@@ -42,7 +42,7 @@ def _evaluate(args) -> int:
 
     from regaze.dist import pick_device
     from regaze.errors import RegazeError
-    from regaze.evaluate import evaluate_run
+    from regaze.evaluation.protocol import evaluate_run
 
     if args.run is None or args.data is None or args.estimator is None:
         raise RegazeError("regaze evaluate needs --run, --data and --estimator (or the `downstream` subcommand)")
@@ -66,7 +66,7 @@ def _downstream(args) -> int:
 
     from regaze.dist import pick_device
     from regaze.errors import RegazeError
-    from regaze.estimator import EstimatorConfig
+    from regaze.evaluation.estimator.network import EstimatorConfig
     from regaze.evaluation.downstream import (DownstreamConfig, downstream_experiment, restricted_indices,
                                               write_restricted)
 

@@ -1,4 +1,4 @@
-"""`regaze redirect`: new gaze and/or head angles for normalized face crops (image files). See regaze/redirect_images.py."""
+"""`regaze redirect`: new gaze and/or head angles for normalized face crops (image files). See regaze/augment/images.py."""
 from __future__ import annotations
 
 import argparse
@@ -56,7 +56,7 @@ def _run(args) -> int:
     from pathlib import Path
 
     from regaze.errors import RegazeError
-    from regaze.redirect_images import parse_angles_deg, redirect_files
+    from regaze.augment.images import parse_angles_deg, redirect_files
 
     if args.run == DEFAULT_RUN and not Path(DEFAULT_RUN).exists():
         raise RegazeError(f"no model at the default --run {DEFAULT_RUN}; train one with `make demo` or pass --run RUN_DIR")

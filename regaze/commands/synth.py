@@ -56,7 +56,7 @@ def _run(args) -> int:
         path = save_contact_sheet(args.preview, subjects=min(args.subjects, 12), size=args.size, seed=args.seed)
         print(f"wrote contact sheet {path}")
     if args.out is not None:
-        from regaze.data.synth.dataset import PoseRanges, write_synthetic_dataset
+        from regaze.data.synth.generate import PoseRanges, write_synthetic_dataset
 
         ranges = PoseRanges(head_pitch_deg=args.head_pitch_deg, head_yaw_deg=args.head_yaw_deg,
                             gaze_cone_deg=args.gaze_cone_deg)

@@ -8,53 +8,27 @@ Labels are small and loaded (and validated) at open time; images stay on disk an
 HDF5 handles are opened on the first image read and reopened when the process id changes, and the object
 pickles without them, so the same dataset works in the main process and in DataLoader workers.
 
-A dataset is a list of `ImageBlock`s: rows [start, start + count) of the dataset live in one HDF5 array
-(one ETH-XGaze subject file, one ST-ED person group, or the whole regaze file). The readers in
-`ethxgaze.py`, `sted.py` and `regaze_layout.py` build the blocks and labels; reading is shared here.
+A dataset is a list of `ImageBlock`s (h5_files.py): rows [start, start + count) of the dataset live in one
+HDF5 array (one ETH-XGaze subject file, one ST-ED person group, or the whole regaze file). The readers in
+`readers/` return the blocks and labels of their format; reading is shared here.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from regaze.data.h5_files import ImageBlock, open_h5
+from regaze.data.readers import ethxgaze, regaze_layout, sted
 from regaze.errors import RegazeError
-from regaze.geometry import MAX_PITCH_RAD, MAX_YAW_RAD
 
-__all__ = [
-    "GazeDataset",
-    "ImageBlock",
-    "open_dataset",
-    "detect_layout",
-    "check_image_array",
-    "check_angles",
-    "open_h5",
-    "read_attrs",
-    "LAYOUTS",
-    "SPLITS",
-]
+__all__ = ["GazeDataset", "open_dataset", "detect_layout", "LAYOUTS", "SPLITS"]
 
 LAYOUTS = ("ethxgaze", "sted", "regaze")
 SPLITS = ("train", "val", "test")
-_ANGLE_TOL_RAD = 1e-6  # float32(pi/2) is a hair above pi/2
 _CHUNK_CACHE_BYTES = 8 * 2**20
-
-
-@dataclass(frozen=True)
-class ImageBlock:
-    """Rows [start, start + count) of a dataset: `path[group/image_key]`, per-image arrays beside it."""
-
-    path: Path
-    group: str  # "" for the file root
-    image_key: str
-    start: int
-    count: int
-
-    def key(self, name: str) -> str:
-        return f"{self.group}/{name}" if self.group else name
 
 
 class GazeDataset:
@@ -225,101 +199,6 @@ def _runs(rows: np.ndarray, pos: np.ndarray):
         yield int(seg_rows[0]), int(seg_rows[-1]) + 1, int(seg_pos[0])
 
 
-# ------------------------------------------------------------------------------- opening and checks
-def open_h5(path: Path, **kwargs) -> h5py.File:
-    """Open an HDF5 file read-only; RegazeError when it is missing or not HDF5."""
-    path = Path(path)
-    if not path.exists():
-        raise RegazeError(f"{path}: no such file or directory")
-    if not path.is_file() or not h5py.is_hdf5(path):
-        raise RegazeError(f"{path}: not an HDF5 file (expected an .h5 file written by h5py)")
-    try:
-        return h5py.File(path, "r", **kwargs)
-    except OSError as e:
-        raise RegazeError(f"{path}: cannot open as HDF5 ({e})") from e
-
-
-def read_attrs(obj) -> dict:
-    """HDF5 attributes as plain Python: bytes -> str, string arrays -> list of str, scalars -> numbers."""
-    out = {}
-    for k, v in obj.attrs.items():
-        if isinstance(v, bytes):
-            v = v.decode()
-        elif isinstance(v, np.ndarray) and v.dtype.kind in "OSU":
-            v = [x.decode() if isinstance(x, bytes) else str(x) for x in v.reshape(-1)]
-        elif isinstance(v, np.generic):
-            v = v.item()
-        out[k] = v
-    return out
-
-
-def check_image_array(dset, *, path: Path, key: str, size: int | None = None) -> int:
-    """Validate an image dataset from its metadata (no read): (N, S, S, 3) uint8. Returns S."""
-    shape = tuple(dset.shape)
-    if len(shape) != 4 or shape[-1] != 3:
-        raise RegazeError(f"{path}: '{key}' should be images of shape (N, S, S, 3); found shape {shape}")
-    if dset.dtype != np.uint8:
-        raise RegazeError(f"{path}: '{key}' should be uint8 images; found dtype {dset.dtype}")
-    if shape[1] != shape[2]:
-        hint = " (FAZE 64x256 eye strips are not supported: regaze needs square face images)" \
-            if {shape[1], shape[2]} == {64, 256} else ""
-        raise RegazeError(f"{path}: '{key}' should hold square images (N, S, S, 3); found {shape}{hint}")
-    if size is not None and shape[1] != size:
-        raise RegazeError(f"{path}: '{key}' images are {shape[1]}x{shape[2]}, expected {size}x{size} "
-                          f"like the rest of the dataset")
-    return shape[1]
-
-
-def check_angles(values, *, path: Path, key: str, n: int) -> np.ndarray:
-    """Validate a (n, 2) pitch/yaw label array in radians -> float32 copy.
-
-    Checks shape, floating dtype, finiteness and range |pitch| <= pi/2, |yaw| <= pi.
-    """
-    arr = np.asarray(values)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise RegazeError(f"{path}: '{key}' should have shape ({n}, 2) (pitch, yaw); found {arr.shape}")
-    if arr.shape[0] != n:
-        raise RegazeError(f"{path}: '{key}' has {arr.shape[0]} rows but there are {n} images "
-                          f"(images/labels length mismatch)")
-    if arr.dtype.kind != "f":
-        raise RegazeError(f"{path}: '{key}' should be floating-point radians; found dtype {arr.dtype}")
-    finite = np.isfinite(arr)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite.all(axis=1))[0])
-        raise RegazeError(f"{path}: '{key}' has NaN/inf values (first at row {row}: {arr[row].tolist()}); "
-                          f"expected finite angles in radians")
-    for col, name, limit in ((0, "pitch", MAX_PITCH_RAD), (1, "yaw", MAX_YAW_RAD)):
-        bad = np.abs(arr[:, col].astype(np.float64)) > limit + _ANGLE_TOL_RAD
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise RegazeError(f"{path}: '{key}' {name} out of range at row {row}: {float(arr[row, col]):.4f} rad; "
-                              f"expected |{name}| <= {limit:.4f} rad (are the labels in degrees?)")
-    return arr.astype(np.float32)
-
-
-def check_ids(values, *, path: Path, key: str, n: int) -> np.ndarray:
-    """Validate a per-image integer id array (subject, session, frame) of length n -> int64 (n,)."""
-    arr = np.asarray(values)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise RegazeError(f"{path}: '{key}' should have shape ({n},); found {arr.shape}")
-    if arr.shape[0] != n:
-        raise RegazeError(f"{path}: '{key}' has {arr.shape[0]} rows but there are {n} images "
-                          f"(images/labels length mismatch)")
-    if arr.dtype.kind not in "iu":
-        raise RegazeError(f"{path}: '{key}' should be integer ids; found dtype {arr.dtype}")
-    return arr.astype(np.int64)
-
-
-def require_key(group, key: str, *, path: Path, where: str = "") -> h5py.Dataset:
-    """group[key] as an HDF5 dataset, or a RegazeError naming what is there instead."""
-    if key not in group or not isinstance(group[key], h5py.Dataset):
-        found = sorted(group.keys())
-        raise RegazeError(f"{path}: missing key '{where}{key}'; found keys {found}")
-    return group[key]
-
-
 # ---------------------------------------------------------------------------------------- detection
 def detect_layout(path) -> str:
     """'ethxgaze' | 'sted' | 'regaze' for a path, from its structure; RegazeError when none fits."""
@@ -348,16 +227,7 @@ def open_dataset(path, *, layout: str | None = None) -> GazeDataset:
     """Open any supported dataset; the layout is detected unless given."""
     path = Path(path)
     layout = layout or detect_layout(path)
-    if layout == "ethxgaze":
-        from regaze.data.ethxgaze import open_ethxgaze
-
-        return open_ethxgaze(path)
-    if layout == "sted":
-        from regaze.data.sted import open_sted
-
-        return open_sted(path)
-    if layout == "regaze":
-        from regaze.data.regaze_layout import open_regaze
-
-        return open_regaze(path)
+    readers = {"ethxgaze": ethxgaze.read_ethxgaze, "sted": sted.read_sted, "regaze": regaze_layout.read_regaze}
+    if layout in readers:
+        return GazeDataset(**readers[layout](path))  # a reader returns the dataset's blocks and labels
     raise RegazeError(f"unknown layout '{layout}'; expected one of {LAYOUTS}")

@@ -26,7 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from regaze.data.dataset import check_angles, check_ids
+from regaze.data.h5_files import check_angles, check_ids
 from regaze.errors import RegazeError
 
 __all__ = ["RegazeWriter", "write_regaze", "LAYOUT_VERSION", "COMPRESSIONS", "DEFAULT_COMPRESSION"]

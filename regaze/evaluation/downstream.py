@@ -29,11 +29,11 @@ import numpy as np
 import torch
 
 from regaze.errors import RegazeError
-from regaze.estimator import EstimatorConfig, to_model_input
-from regaze.evaluation.estimator_training import (EstimatorTrainConfig, ImageBank, LabelledImages, train_estimator,
+from regaze.evaluation.estimator.network import EstimatorConfig, to_model_input
+from regaze.evaluation.estimator.trainer import (EstimatorTrainConfig, ImageBank, LabelledImages, train_estimator,
                                                   validate_estimator)
 from regaze.evaluation.baselines import to_u8
-from regaze.evaluation.pairs import held_out_indices
+from regaze.evaluation.eval_pairs import held_out_indices
 from regaze.evaluation.report import write_json_atomic, write_text_atomic
 from regaze.geometry import angular_error_deg
 
@@ -163,7 +163,7 @@ def downstream_experiment(*, data, augmented=None, run=None, out=None, config: D
         notes.append("augmented file: its samples are taken as made from the restricted set (e.g. `regaze "
                      "augment` on the --write-restricted file); this is not checked")
     else:
-        from regaze.evaluate import load_model
+        from regaze.evaluation.protocol import load_model
 
         model, source_info = load_model(run, dataset=dataset, held_out=restricted, which=which, device=device,
                                         renderer=renderer)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from regaze.errors import RegazeError
-from regaze.estimator import estimate, to_model_input
+from regaze.evaluation.estimator.network import estimate, to_model_input
 from regaze.evaluation.baselines import default_renderer, is_synthetic
 from regaze.evaluation.identity import cosine
 from regaze.evaluation.image_quality import eye_boxes, full_and_eye_metrics, optional_metrics, probe_gaze

@@ -97,7 +97,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def render_markdown(result: dict) -> str:
-    """The human-readable report of an evaluation result (see regaze.evaluate.evaluate_model)."""
+    """The human-readable report of an evaluation result (see regaze.evaluation.protocol.evaluate_model)."""
     s = result["summary"]
     md = [f"# Redirection evaluation", ""]
     m, d, e, p = result["model"], result["data"], result["estimator"], result["pairs"]

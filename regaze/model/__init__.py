@@ -6,6 +6,11 @@
     decoder.py        Decoder: (Z_id, Z_g, Z_h) -> image
     discriminator.py  PatchGAN Discriminator (adversarial losses; not part of the Redirector)
     redirector.py     Redirector = the four above; encode / decode for training, redirect() for users
+    layers.py         convolution blocks (PointwiseConv2d: every 1x1 conv, off oneDNN's AVX2 1x1 kernel)
+    framing.py        where the eyes are in a normalized crop (eye weights, the gaze-only eye composite)
+    pretrained.py     a trained Redirector from a run directory or checkpoint file
+
+Imports only the leaves (geometry, config, errors, checkpoint): never data/, training/ or the CLI.
 """
 from regaze.model.decoder import Decoder
 from regaze.model.decomposition import Features, IrrelevantAttributeDecomposition

@@ -3,7 +3,7 @@
 `layers` 4x4 stride-2 convs with LeakyReLU, then a 3x3 conv to one logit per patch. With 3 layers each logit
 sees a 38 x 38 px patch (about an eye region at 128 px), and a 128 px image gives a 16 x 16 logit map.
 No normalisation layers; spectral normalisation (on by default) bounds each conv's Lipschitz constant
-instead. Outputs are logits: the losses apply softplus (regaze.losses).
+instead. Outputs are logits: the losses apply softplus (regaze/training/losses.py).
 """
 from __future__ import annotations
 

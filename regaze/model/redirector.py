@@ -34,7 +34,7 @@ from torch import nn
 
 from regaze.config import ModelConfig
 from regaze.errors import RegazeError
-from regaze.eye_regions import eye_mask, framing_from_attrs
+from regaze.model.framing import eye_mask, framing_from_attrs
 from regaze.geometry import MAX_PITCH_RAD, MAX_YAW_RAD
 from regaze.model.decoder import Decoder
 from regaze.model.decomposition import Features, IrrelevantAttributeDecomposition

@@ -132,7 +132,7 @@ def write_synthetic_dataset(path, *, subjects: int, per_subject: int, per_sessio
     """
     from tqdm import tqdm
 
-    from regaze.data.regaze_layout import RegazeWriter
+    from regaze.data.writer import RegazeWriter
 
     path = Path(path)
     if size not in SIZES:

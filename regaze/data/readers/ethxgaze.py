@@ -17,11 +17,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from regaze.data.dataset import (GazeDataset, ImageBlock, check_angles, check_ids, check_image_array, open_h5,
-                                 require_key)
+from regaze.data.h5_files import ImageBlock, check_angles, check_ids, check_image_array, open_h5, require_key
 from regaze.errors import RegazeError
 
-__all__ = ["open_ethxgaze", "subject_files", "IMAGE_KEY"]
+__all__ = ["read_ethxgaze", "subject_files", "IMAGE_KEY"]
 
 IMAGE_KEY = "face_patch"
 _SUBJECT_RE = re.compile(r"^subject(\d+)\.h5$")
@@ -64,8 +63,8 @@ def _read_subject(file: Path, *, size: int | None) -> dict:
     return {"size": s, "n": n, "head": head, "gaze": gaze, "frame": frame, "extra": extra}
 
 
-def open_ethxgaze(path) -> GazeDataset:
-    """Open an ETH-XGaze directory or subject file as a GazeDataset (layout 'ethxgaze')."""
+def read_ethxgaze(path) -> dict:
+    """An ETH-XGaze directory or subject file -> the keyword arguments of its GazeDataset (layout 'ethxgaze')."""
     path = Path(path)
     files = subject_files(path)
     blocks, parts, size, start = [], [], None, 0
@@ -99,5 +98,5 @@ def open_ethxgaze(path) -> GazeDataset:
         "colour_order": "BGR",
         "subject_files": [file.name for _, file in files],
     }
-    return GazeDataset(layout="ethxgaze", path=path, blocks=blocks, size=size, gaze=gaze, head=head,
-                       subject=subject, session=session, attrs=attrs, colour_order="BGR", array_keys=array_keys)
+    return dict(layout="ethxgaze", path=path, blocks=blocks, size=size, gaze=gaze, head=head,
+                subject=subject, session=session, attrs=attrs, colour_order="BGR", array_keys=array_keys)

@@ -8,14 +8,13 @@
     RUN_DIR/checkpoints/best.pt    best validation PSNR
     RUN_DIR/summary.json           why and where training stopped
 
-`load_redirector(RUN_DIR or FILE.pt)` gives the EMA generator for evaluation, augmentation and export.
+Training writes it; `regaze.model.pretrained.load_redirector(RUN_DIR)` reads a run's generator back.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -24,10 +23,10 @@ import torch
 
 from regaze.checkpoint import check_config_matches, load_checkpoint, save_checkpoint
 from regaze.errors import RegazeError
+from regaze.image_io import save_png, tile, to_u8
+from regaze.model.pretrained import checkpoint_step, find_checkpoint
 
-__all__ = ["RunDir", "load_redirector", "find_checkpoint", "write_image_grid", "save_png"]
-
-_STEP_RE = re.compile(r"step_(\d+)\.pt$")
+__all__ = ["RunDir", "write_image_grid"]
 # Config entries that must agree for a checkpoint to be resumed (shapes and the method itself).
 _RESUME_KEYS = ("model", "cross_swap", "identity_swap", "target", "batch_size", "seed")
 
@@ -93,14 +92,9 @@ class RunDir:
         save_checkpoint(self.ckpt_dir / f"step_{step:07d}.pt", state)
         if best:
             save_checkpoint(self.ckpt_dir / "best.pt", state)
-        kept = sorted(self.ckpt_dir.glob("step_*.pt"), key=_step_of)
+        kept = sorted(self.ckpt_dir.glob("step_*.pt"), key=checkpoint_step)
         for old in kept[: max(0, len(kept) - keep_last)]:
             old.unlink()
-
-
-def _step_of(p: Path) -> int:
-    m = _STEP_RE.search(p.name)
-    return int(m.group(1)) if m else -1
 
 
 def _json_default(o):
@@ -111,72 +105,6 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def find_checkpoint(path: str | os.PathLike, *, which: str = "best") -> Path:
-    """A checkpoint file itself, or the `best` / `latest` one of a run directory."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise RegazeError(f"no run directory or checkpoint at {path}")
-    ckpt_dir = path / "checkpoints"
-    steps = sorted(ckpt_dir.glob("step_*.pt"), key=_step_of)
-    if which == "best" and (ckpt_dir / "best.pt").is_file():
-        return ckpt_dir / "best.pt"
-    if not steps:
-        raise RegazeError(f"{path}: no checkpoints in {ckpt_dir} (was training started with --out {path}?)")
-    return steps[-1]
-
-
-def load_redirector(path: str | os.PathLike, *, which: str = "best", device="cpu"):
-    """The EMA generator of a run directory (or of one checkpoint file), in eval mode.
-
-    Returns (redirector, info) with info = {"checkpoint": path, "step": int, "config": dict}.
-    """
-    from regaze.config import ModelConfig, config_from_dict
-    from regaze.eye_regions import Framing
-    from regaze.model.redirector import Redirector
-
-    ckpt = find_checkpoint(path, which=which)
-    state = load_checkpoint(ckpt, required_keys=("ema", "config", "step"))
-    model_cfg = config_from_dict(ModelConfig, state["config"]["model"])
-    model = Redirector(model_cfg)
-    try:
-        model.load_state_dict(state["ema"])
-    except RuntimeError as e:
-        raise RegazeError(f"{ckpt}: weights do not fit the model its config describes ({e})") from e
-    if "framing" in state:  # the training data's camera (older checkpoints: ETH-XGaze's, the model default)
-        model.framing = Framing(**state["framing"])
-    model.requires_grad_(False).eval().to(device)
-    return model, {"checkpoint": str(ckpt), "step": int(state["step"]), "config": state["config"]}
-
-
-def save_png(path: str | os.PathLike, image_u8: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 RGB image atomically."""
-    from PIL import Image
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image_u8).save(tmp, format="PNG")
-    os.replace(tmp, path)
-
-
-def to_u8(x: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def tile(rows: list[list[np.ndarray]], *, pad: int = 2) -> np.ndarray:
-    """Grid of equally sized (H, W, 3) uint8 tiles, white padding."""
-    h, w = rows[0][0].shape[:2]
-    n_cols = max(len(r) for r in rows)
-    out = np.full((len(rows) * (h + pad) + pad, n_cols * (w + pad) + pad, 3), 255, np.uint8)
-    for i, r in enumerate(rows):
-        for j, img in enumerate(r):
-            out[pad + i * (h + pad) : pad + i * (h + pad) + h, pad + j * (w + pad) : pad + j * (w + pad) + w] = img
-    return out
 
 
 SWEEP_DEG = (-30.0, -15.0, 0.0, 15.0, 30.0)

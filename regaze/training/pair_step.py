@@ -12,7 +12,8 @@ ablation, not the patent) each image is redirected whole to the other's angles, 
 X_b^T = Dec(Z_id^a, R^{ab}_g Z_g^a, R^{ab}_h Z_h^a) and symmetrically; target choice is then irrelevant.
 
 Rotations use the ground-truth labels as source and target angles (DESIGN §1). Wrapping this whole step
-in one nn.Module lets DistributedDataParallel see a single forward per step.
+in one nn.Module lets DistributedDataParallel see a single forward per step. `generator_terms` gathers the
+generator's loss terms of the step from its outputs (the losses themselves are in losses.py).
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ import torch
 from torch import nn
 
 from regaze.model.redirector import Redirector
+from regaze.training import losses
 
-__all__ = ["PairForward"]
+__all__ = ["PairForward", "generator_terms"]
 
 
 class PairForward(nn.Module):
@@ -59,3 +61,32 @@ class PairForward(nn.Module):
             rec_a, rec_b = rec_a.replace(z_id=rec_b.z_id), rec_b.replace(z_id=rec_a.z_id)
         out_a, out_b = g.decode(rec_a.cat(rec_b)).split(x_a.shape[0])  # one decoder pass over 2B feature sets
         return {"out_a": out_a, "out_b": out_b, "feats_a": feats_a, "feats_b": feats_b}
+
+
+def generator_terms(out: dict, batch: dict, *, fake_logits: torch.Tensor | None,
+                    rec_weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The generator's loss terms of one step, float32 (names match LossWeights).
+
+    rec_weights: optional per-pixel weights {"a": (B, 1, S, S), "b": ...} of the reconstructions (eye regions)."""
+    fa, fb = out["feats_a"], out["feats_b"]
+    w = rec_weights or {}
+    terms = {
+        "rec": 0.5
+        * (
+            losses.reconstruction_loss(output=out["out_a"], target=batch["x_a"], weight=w.get("a"))
+            + losses.reconstruction_loss(output=out["out_b"], target=batch["x_b"], weight=w.get("b"))
+        ),
+        "label": 0.5
+        * (
+            losses.label_loss(gaze_est=fa.gaze_est, gaze_label=batch["gaze_a"], head_est=fa.head_est, head_label=batch["head_a"])
+            + losses.label_loss(gaze_est=fb.gaze_est, gaze_label=batch["gaze_b"], head_est=fb.head_est, head_label=batch["head_b"])
+        ),
+        "ort": 0.5
+        * (
+            losses.orthogonality_loss(z_id=fa.z_id, z_gaze=fa.z_gaze, z_head=fa.z_head)
+            + losses.orthogonality_loss(z_id=fb.z_id, z_gaze=fb.z_gaze, z_head=fb.z_head)
+        ),
+    }
+    if fake_logits is not None:
+        terms["gen"] = losses.generator_loss(fake_logits=fake_logits)
+    return terms

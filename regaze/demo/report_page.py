@@ -25,7 +25,8 @@ import torch
 from regaze.geometry import angular_error_deg
 from regaze.evaluation.image_quality import eye_boxes
 from regaze.image_metrics import crop_box, psnr_db
-from regaze.run_dir import load_redirector, save_png, tile, to_u8
+from regaze.image_io import save_png, tile, to_u8
+from regaze.model.pretrained import load_redirector
 
 __all__ = ["sample_changes", "exact_redirection_scores", "write_demo_report"]
 

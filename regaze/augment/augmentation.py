@@ -3,13 +3,13 @@ and/or head angles drawn from the data's own label distribution, a range or a gr
 regaze-layout file with per-image provenance.
 
     regaze augment --run RUN_DIR --data IN.h5 --out OUT.h5 --per-image 4 --targets kde
-    torchrun --nproc_per_node=N -m regaze.augment --run-dir RUN_DIR --data IN.h5 --out OUT.h5 ...
+    torchrun --nproc_per_node=N -m regaze.cli augment --run-dir RUN_DIR --data IN.h5 --out OUT.h5 ...
 
 The work is a fixed list: the selected source images in index order, each giving K items (plus a copy of
 itself with --include-source); consecutive sources form chunks of about --chunk-size images. Targets come
-from a generator seeded by (seed, source index) (augment_targets.py), so nothing depends on batches, chunks,
+from a generator seeded by (seed, source index) (targets.py), so nothing depends on batches, chunks,
 processes or restarts. Chunk c is computed by rank c % world and stored as its own part file
-(augment_parts.py); rank 0 appends the parts in order to OUT's temporary file as they appear and, once
+(parts.py); rank 0 appends the parts in order to OUT's temporary file as they appear and, once
 every part exists, renames it to OUT and removes the parts. A run killed at any moment and started again
 recomputes only the missing chunks; the same seed gives the same file whatever the number of processes.
 
@@ -39,12 +39,12 @@ import numpy as np
 import torch
 
 from regaze import dist
-from regaze.augment_parts import (FINGERPRINT_ATTR, PartMerger, PartWriter, background, part_path, part_status,
+from regaze.augment.parts import (FINGERPRINT_ATTR, PartMerger, PartWriter, background, part_path, part_status,
                                   parts_dir_for, read_fingerprint, remove_stale_temps)
-from regaze.augment_targets import CHANGE_CODES, TargetSampler, check_range, label_range_rad
+from regaze.augment.targets import CHANGE_CODES, TargetSampler, check_range, label_range_rad
 from regaze.errors import RegazeError
 
-__all__ = ["augment", "AugmentPlan", "redirect_u8", "check_device", "main", "COPIED_ARRAYS", "CHANGE_MODE_LEGEND"]
+__all__ = ["augment", "AugmentPlan", "redirect_u8", "check_device", "COPIED_ARRAYS", "CHANGE_MODE_LEGEND"]
 
 COPIED_ARRAYS = ("synth_identity", "synth_session")  # per-image rows carried over from the source
 CHANGE_MODE_LEGEND = ["source", "gaze", "head", "both"]  # change_mode code -> meaning
@@ -127,7 +127,7 @@ def augment(*, run, data, out, per_image: int = 4, targets: str = "kde", change:
     Works at any world size (torchrun); only rank 0 merges. Returns a summary dict (rank 0: "out" is the path).
     """
     from regaze.data.dataset import open_dataset
-    from regaze.run_dir import find_checkpoint, load_redirector
+    from regaze.model.pretrained import find_checkpoint, load_redirector
 
     if per_image < 1 or batch_size < 1 or chunk_size < 1:
         raise RegazeError(f"per-image, batch-size and chunk-size must be >= 1; got {per_image}, {batch_size}, {chunk_size}")
@@ -343,24 +343,3 @@ def _fingerprint(*, ds, sources: np.ndarray, ckpt_sha: str, params: dict) -> str
         h.update(np.ascontiguousarray(arr).tobytes())
     h.update(json.dumps({"n": len(ds), "size": ds.size, "checkpoint": ckpt_sha, **params}, sort_keys=True).encode())
     return h.hexdigest()[:16]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m regaze.augment` / `torchrun ... -m regaze.augment`: the same arguments as `regaze augment`."""
-    import argparse
-
-    from regaze.commands.augment import EPILOG, add_arguments, run_from_args
-
-    parser = argparse.ArgumentParser(prog="python -m regaze.augment", description=__doc__.split("\n\n")[0],
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except (RegazeError, FileNotFoundError) as e:
-        print(f"regaze augment: error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

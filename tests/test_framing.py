@@ -2,11 +2,11 @@
 import numpy as np
 import torch
 
-from regaze import losses
+from regaze.training import losses
 from regaze.data.synth.camera import CAMERA_DISTANCE_MM, focal_px, project
 from regaze.data.synth.face_model import landmarks_cam
 from regaze.data.synth.params import sample_identities
-from regaze.eye_regions import Framing, eye_centres_px, eye_weight_map, framing_from_attrs
+from regaze.model.framing import Framing, eye_centres_px, eye_weight_map, framing_from_attrs
 
 SYNTH_128 = Framing(focal_px=focal_px(128), distance_mm=CAMERA_DISTANCE_MM)
 

@@ -1,8 +1,8 @@
 """The independent gaze + head estimator used for evaluation only (DESIGN §4): its own network, its own
-training (regaze/evaluation/estimator_training.py), its own checkpoint; nothing in the redirector's losses
+training (trainer.py beside this file), its own checkpoint; nothing in the redirector's losses
 ever sees it.
 
-    est, info = load_estimator(DIR)          # DIR/estimator.pt; refuses unvalidated / inaccurate weights
+    est, info = load_estimator(DIR)          # store.py: DIR/estimator.pt; refuses unvalidated / inaccurate weights
     out = estimate(est, images)              # {"gaze", "head": (n, 2) rad (pitch, yaw), "embedding": (n, E)}
 
 Network (`GazeHeadEstimator`): a face stream, a small ResNet (a stride-2 stem, four stages of basic blocks
@@ -24,28 +24,19 @@ matters for gaze, so no global pooling), then
     training subjects. Evaluation uses only the embedding, to compare a redirected output with its source
     on subjects the estimator never saw (see regaze/evaluation/identity.py for why this measure).
 
-A checkpoint records the validation error measured on held-out subjects at the end of training;
-`load_estimator` refuses a checkpoint without that record, or whose error exceeds `max_val_error_deg`,
-unless `allow_untrained=True` (then `info["untrained"]` flags it), so random weights cannot produce
-evaluation numbers unnoticed.
+Its checkpoints (save / load, with the validation record) are store.py.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regaze.checkpoint import load_checkpoint, save_checkpoint
-from regaze.config import config_from_dict
-from regaze.errors import RegazeError
-from regaze.eye_regions import Framing, eye_centres_px, framing_from_attrs
+from regaze.model.framing import Framing, eye_centres_px, framing_from_attrs
 from regaze.geometry import pitchyaw_to_vector, vector_to_pitchyaw
 from regaze.model.layers import PointwiseConv2d
 
@@ -56,20 +47,11 @@ __all__ = [
     "gaze_in_head",
     "gaze_in_camera",
     "estimate",
-    "save_estimator",
-    "load_estimator",
     "to_model_input",
     "eye_crops",
     "eye_crop_shape",
     "estimator_framing",
-    "CHECKPOINT_NAME",
-    "DEFAULT_MAX_VAL_ERROR_DEG",
 ]
-
-CHECKPOINT_NAME = "estimator.pt"
-_FORMAT = "regaze-estimator"
-_FORMAT_VERSION = 3  # 3: eye crops placed by the head pose; 2: whole face only; 1: camera-frame gaze outputs
-DEFAULT_MAX_VAL_ERROR_DEG = 10.0  # a trained estimator on normalized faces is far below this; chance is ~20-40°
 
 
 # -------------------------------------------------------------------------------------------- configs
@@ -91,7 +73,7 @@ class EstimatorConfig:
     # train` uses 16 (+53 % training time at 64²); 0 here keeps callers that build their own config (the toy
     # estimator of the tests, the downstream experiment) on the whole-face network.
     eye_width: int = 0
-    # The normalized camera of the training images (regaze.eye_regions.Framing), where the eye crops are placed;
+    # The normalized camera of the training images (regaze.model.framing.Framing), where the eye crops are placed;
     # 0 = ETH-XGaze's face normalization scaled to image_size. Training on a file stores the file's framing.
     focal_px: float = 0.0
     distance_mm: float = 0.0
@@ -216,7 +198,7 @@ class GazeHeadEstimator(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(4)
         flat = 8 * w * 16
         if cfg.eye_width > 0:
-            # Eye patches placed by the head pose (regaze.eye_regions), read by a shared network; the gaze in head
+            # Eye patches placed by the head pose (regaze.model.framing), read by a shared network; the gaze in head
             # coordinates comes from [both eyes, face, head], the head from the face alone.
             self.framing, self.crop_shape = estimator_framing(cfg), eye_crop_shape(cfg)
             self.eyes = EyeStream(width=cfg.eye_width, stem_stride=2 if cfg.image_size >= 128 else 1)
@@ -275,78 +257,3 @@ def estimate(model: GazeHeadEstimator, images, *, batch_size: int = 256) -> dict
         return {"gaze": np.zeros((0, 2), np.float32), "head": np.zeros((0, 2), np.float32),
                 "embedding": np.zeros((0, model.cfg.embed_dim), np.float32)}
     return {k: np.concatenate(v) for k, v in outs.items()}
-
-
-# ----------------------------------------------------------------------------------------- checkpoints
-def save_estimator(out_dir, *, model: GazeHeadEstimator, record: dict | None, data: str | None = None) -> Path:
-    """Write OUT_DIR/estimator.pt (atomic) and a readable OUT_DIR/estimator.json. `record` None = no
-    validation (such a checkpoint is refused by `load_estimator` unless allow_untrained)."""
-    out_dir = Path(out_dir)
-    record = dict(record or {})
-    state = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "config": asdict(model.cfg),
-             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-             "val": record.get("val"), "record": json.loads(json.dumps(record, default=float)),
-             "data": None if data is None else str(data)}
-    path = save_checkpoint(out_dir / CHECKPOINT_NAME, state)
-    summary = {"checkpoint": str(path), "data": state["data"], "config": state["config"], "val": state["val"],
-               **{k: v for k, v in state["record"].items() if k != "val"}}
-    tmp = out_dir / ".estimator.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, out_dir / "estimator.json")
-    return path
-
-
-def load_estimator(path, *, max_val_error_deg: float = DEFAULT_MAX_VAL_ERROR_DEG, allow_untrained: bool = False,
-                   image_size: int | None = None, device="cpu") -> tuple[GazeHeadEstimator, dict]:
-    """Load DIR/estimator.pt (or the file itself), in eval mode.
-
-    RegazeError when the file is missing or not an estimator checkpoint, when its weights do not fit its
-    config, when `image_size` is given and differs, and, unless `allow_untrained`, when it records no
-    validation error or one above `max_val_error_deg` (gaze or head). Returns (model, info) with info =
-    {"checkpoint", "val", "config", "data", "train_subjects", "untrained": bool, "flag": str | None}.
-    """
-    path = Path(path)
-    ckpt = path / CHECKPOINT_NAME if path.is_dir() else path
-    if not ckpt.exists():
-        raise RegazeError(f"no estimator checkpoint at {ckpt}; train one with "
-                          f"`regaze estimator train --data FILE --out {path}`")
-    state = load_checkpoint(ckpt, required_keys=("format", "config", "model"))
-    if state.get("format") != _FORMAT:
-        raise RegazeError(f"{ckpt}: not an estimator checkpoint (format {state.get('format')!r}, "
-                          f"expected {_FORMAT!r}); is it a redirector run?")
-    version = int(state.get("format_version", 0))
-    if version > _FORMAT_VERSION:
-        raise RegazeError(f"{ckpt}: estimator format version {version} is newer than this "
-                          f"regaze reads ({_FORMAT_VERSION}); upgrade regaze")
-    if version < _FORMAT_VERSION:
-        what = "predicts camera-frame gaze" if version < 2 else "reads the whole face only (no eye crops)"
-        raise RegazeError(f"{ckpt}: estimator format version {version} {what}; this regaze reads version "
-                          f"{_FORMAT_VERSION} (eye crops placed by the head pose, head-relative gaze); retrain it "
-                          f"with `regaze estimator train`")
-    cfg = config_from_dict(EstimatorConfig, state["config"])
-    if image_size is not None and cfg.image_size != image_size:
-        raise RegazeError(f"{ckpt}: estimator was trained on {cfg.image_size}² images but the data are "
-                          f"{image_size}²; train an estimator at {image_size}²")
-    model = GazeHeadEstimator(cfg)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise RegazeError(f"{ckpt}: weights do not fit the estimator its config describes ({e})") from e
-    model.requires_grad_(False).eval().to(device)
-
-    val = state.get("val")
-    flag = None
-    if not val or "gaze_err_deg" not in val or "head_err_deg" not in val:
-        flag = "records no validation error (untrained or unvalidated weights)"
-    else:
-        worst = max(float(val["gaze_err_deg"]), float(val["head_err_deg"]))
-        if not math.isfinite(worst) or worst > max_val_error_deg:
-            flag = (f"validation error gaze {val['gaze_err_deg']:.2f}°, head {val['head_err_deg']:.2f}° exceeds "
-                    f"max_val_error_deg={max_val_error_deg:g}° (untrained or failed training)")
-    if flag is not None and not allow_untrained:
-        raise RegazeError(f"{ckpt}: refusing this estimator: it {flag}. Train it longer, or pass "
-                          f"allow_untrained=True (--allow-untrained-estimator) to evaluate anyway with flagged numbers")
-    record = state.get("record") or {}
-    info = {"checkpoint": str(ckpt), "val": val, "config": asdict(cfg), "data": state.get("data"),
-            "train_subjects": record.get("train_subjects", []), "untrained": flag is not None, "flag": flag}
-    return model, info

@@ -1,6 +1,6 @@
 """`make demo`: the main job end to end on the embedded synthetic data, on whatever machine this is.
 
-    python -m regaze.demo --out runs/demo [--minutes 10] [--subjects 60] [--per-subject 80]
+    regaze demo --out runs/demo [--minutes 10] [--subjects 60] [--per-subject 80]     # `make demo`
 
 1. render a synthetic 64² dataset with exact labels (train / val / test subjects disjoint);
 2. train a small redirector on the CPU (or GPU) within a time budget;
@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -35,29 +34,10 @@ DEMO_TRAIN = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m regaze.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="runs/demo", help="output folder (data, run, report.html)")
-    parser.add_argument("--minutes", type=float, default=10.0, help="training time budget in minutes")
-    parser.add_argument("--subjects", type=int, default=60, help="synthetic subjects (70/15/15 %% train/val/test)")
-    parser.add_argument("--per-subject", type=int, default=80, help="images per subject")
-    parser.add_argument("--eval-pairs", type=int, default=128, help="test redirections per change type")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fresh", action="store_true", help="retrain even when the run exists")
-    args = parser.parse_args(argv)
-    try:
-        run_demo(out=Path(args.out), minutes=args.minutes, subjects=args.subjects, per_subject=args.per_subject,
-                 eval_pairs=args.eval_pairs, seed=args.seed, fresh=args.fresh)
-    except RegazeError as e:
-        print(f"demo: error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def run_demo(*, out: Path, minutes: float, subjects: int, per_subject: int, eval_pairs: int, seed: int, fresh: bool) -> dict:
     from regaze.data.synth import write_synthetic_dataset
-    from regaze.report import write_demo_report
-    from regaze.train import train
+    from regaze.demo.report_page import write_demo_report
+    from regaze.training.loop import train
 
     import torch
 
@@ -137,6 +117,3 @@ def renders_match(path: Path, *, n: int = 4) -> bool:
         return False
     return bool(np.array_equal(again, ds.read_images(idx)))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -60,7 +60,7 @@ def read_face_images(paths, *, size: int, log=None) -> np.ndarray:
     square images of another size are resized with a message to `log` (default: warnings.warn)."""
     from PIL import Image, UnidentifiedImageError
 
-    from regaze.data.regaze_layout import resize_images
+    from regaze.image_io import resize_images
 
     log = log or (lambda msg: warnings.warn(msg, stacklevel=3))
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
@@ -115,10 +115,11 @@ def redirect_files(paths, *, run, out_dir, gaze_rad=None, head_rad=None, source_
                    device: str = "auto", batch_size: int = 32, compose: str = "auto", log=None) -> list[dict]:
     """Redirect image files to `gaze_rad` / `head_rad` ((2,) radians; None keeps that factor) and/or write
     sweep grids; see the module docstring. Returns one record per input (also written to OUT_DIR/redirect.json)."""
-    from regaze.augment import check_device
+    from regaze.augment.augmentation import check_device
     from regaze.checkpoint import file_sha256
     from regaze.dist import pick_device
-    from regaze.run_dir import find_checkpoint, load_redirector, save_png, tile
+    from regaze.image_io import save_png, tile
+    from regaze.model.pretrained import find_checkpoint, load_redirector
 
     paths = [Path(p) for p in paths]
     if not paths:

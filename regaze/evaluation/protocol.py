@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from regaze.errors import RegazeError
-from regaze.estimator import DEFAULT_MAX_VAL_ERROR_DEG, load_estimator
+from regaze.evaluation.estimator.store import DEFAULT_MAX_VAL_ERROR_DEG, load_estimator
 from regaze.evaluation.baselines import CopySource, SyntheticOracle
 from regaze.evaluation.identity import identity_summary
-from regaze.evaluation.pairs import held_out_indices, sample_pairs
+from regaze.evaluation.eval_pairs import held_out_indices, sample_pairs
 from regaze.evaluation.redirection import evaluate_pairs
 from regaze.evaluation.report import render_markdown, summarize, to_lists, write_json_atomic, write_text_atomic
 
@@ -41,7 +41,7 @@ def load_model(run, *, dataset, held_out: np.ndarray, which: str = "best", devic
         return SyntheticOracle(dataset, indices=held_out, renderer=renderer), {"name": "baseline:oracle", "step": None}
     if str(run).startswith("baseline:"):
         raise RegazeError(f"unknown baseline '{run}'; expected one of {BASELINES}")
-    from regaze.run_dir import load_redirector
+    from regaze.model.pretrained import load_redirector
 
     model, info = load_redirector(run, which=which, device=device)
     size = int(getattr(model.config, "image_size", dataset.size))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import h5py
 
-from regaze.data.dataset import read_attrs
+from regaze.data.h5_files import read_attrs
 from regaze.data.writer import RegazeWriter
 from regaze.errors import RegazeError
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from regaze.data.dataset import GazeDataset, ImageBlock, check_angles, check_image_array, open_h5, require_key
+from regaze.data.h5_files import ImageBlock, check_angles, check_image_array, open_h5, require_key
 from regaze.errors import RegazeError
 
-__all__ = ["open_sted", "IMAGE_KEY"]
+__all__ = ["read_sted", "IMAGE_KEY"]
 
 IMAGE_KEY = "pixels"
 _LABEL_COLUMNS = (4, 8)
@@ -32,8 +32,8 @@ def _check_labels(labels, *, path: Path, key: str, n: int) -> tuple[np.ndarray, 
     return gaze, head
 
 
-def open_sted(path) -> GazeDataset:
-    """Open an ST-ED/FAZE file as a GazeDataset (layout 'sted')."""
+def read_sted(path) -> dict:
+    """An ST-ED/FAZE file -> the keyword arguments of its GazeDataset (layout 'sted')."""
     path = Path(path)
     blocks, gazes, heads, subjects, names = [], [], [], [], []
     size, start = None, 0
@@ -61,6 +61,6 @@ def open_sted(path) -> GazeDataset:
             {k for k in f[b.group] if isinstance(f[b.group][k], h5py.Dataset) and f[b.group][k].ndim >= 1
              and f[b.group][k].shape[0] == b.count and k != IMAGE_KEY} for b in blocks]))
     attrs = {"split": "all", "colour_order": "RGB", "subject_names": names}
-    return GazeDataset(layout="sted", path=path, blocks=blocks, size=size, gaze=np.concatenate(gazes),
-                       head=np.concatenate(heads), subject=np.concatenate(subjects), session=None, attrs=attrs,
-                       colour_order="RGB", array_keys=array_keys)
+    return dict(layout="sted", path=path, blocks=blocks, size=size, gaze=np.concatenate(gazes),
+                head=np.concatenate(heads), subject=np.concatenate(subjects), session=None, attrs=attrs,
+                colour_order="RGB", array_keys=array_keys)

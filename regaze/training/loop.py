@@ -1,7 +1,7 @@
 """The training loop (patent claims 5–8), top to bottom.
 
-    regaze train --data FILE --out RUN_DIR [--config FILE.json] [key=value ...]
-    torchrun --nproc_per_node=N -m regaze.train --data FILE --out RUN_DIR ...
+    train(cfg, data=FILE, out=RUN_DIR, resume=False)     # `regaze train` (regaze/commands/train.py) calls this
+    torchrun --nproc_per_node=N -m regaze.cli train --data FILE --out RUN_DIR ...
 
 One step: draw same-person pairs, choose the target feature per sample (claim 4), rotate and swap across the
 pair (claims 5–6, `PairForward`), then
@@ -16,62 +16,31 @@ pairs and targets: on the CPU, resuming gives the same loss sequence as an unint
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from regaze import dist, losses
-from regaze.config import TrainConfig, config_from_dict
+from regaze import dist
+from regaze.config import TrainConfig
 from regaze.data.dataset import open_dataset
 from regaze.data.pairs import PairSampler
 from regaze.errors import RegazeError
-from regaze.eye_regions import eye_weight_map, framing_from_attrs
 from regaze.model.discriminator import Discriminator
+from regaze.model.framing import eye_weight_map, framing_from_attrs
 from regaze.model.redirector import Redirector
 from regaze.model.separation import CrossAttributeSeparation
-from regaze.pair_training import PairForward
-from regaze.run_dir import RunDir, write_image_grid
+from regaze.training import losses
+from regaze.training.batches import ImageSource, pair_batch, split_or_none
+from regaze.training.pair_step import PairForward, generator_terms
+from regaze.training.run_dir import RunDir, write_image_grid
 
-__all__ = ["train", "main"]
-
-
-# ---------------------------------------------------------------------------------------------- data
-class ImageSource:
-    """Images by index as float (n, 3, S, S) in [-1, 1]; held in memory when they fit in `cache_mb`."""
-
-    def __init__(self, dataset, indices: np.ndarray, *, cache_mb: int):
-        self.dataset = dataset
-        s = dataset.size
-        self.cache = None
-        if cache_mb and len(indices) * s * s * 3 <= cache_mb * 2**20:
-            order = np.sort(indices)
-            self.cache = {"index": order, "images": dataset.read_images(order)}  # (n, S, S, 3) uint8
-
-    def get(self, indices: np.ndarray) -> torch.Tensor:
-        if self.cache is not None:
-            pos = np.searchsorted(self.cache["index"], indices)
-            u8 = self.cache["images"][pos]
-        else:
-            order = np.argsort(indices)
-            u8 = np.empty((len(indices), self.dataset.size, self.dataset.size, 3), np.uint8)
-            u8[order] = self.dataset.read_images(indices[order])
-        x = torch.from_numpy(u8).permute(0, 3, 1, 2).float()  # (n, 3, S, S)
-        return x / 127.5 - 1.0
-
-
-def _split_or_all(dataset, split: str) -> np.ndarray | None:
-    try:
-        return dataset.split_indices(split)
-    except RegazeError:
-        return None
+__all__ = ["train"]
 
 
 def _step_generators(seed: int, rank: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
@@ -79,49 +48,6 @@ def _step_generators(seed: int, rank: int, step: int) -> tuple[np.random.Generat
     rng = np.random.default_rng(ss)
     tg = torch.Generator().manual_seed(int(ss.generate_state(1)[0]))
     return rng, tg
-
-
-def _batch(source: ImageSource, dataset, pairs: np.ndarray, device) -> dict:
-    a, b = pairs[:, 0], pairs[:, 1]
-    t = lambda arr: torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(device)  # noqa: E731
-    return {
-        "x_a": source.get(a).to(device),
-        "x_b": source.get(b).to(device),
-        "gaze_a": t(dataset.gaze[a]),
-        "head_a": t(dataset.head[a]),
-        "gaze_b": t(dataset.gaze[b]),
-        "head_b": t(dataset.head[b]),
-    }
-
-
-# ----------------------------------------------------------------------------------------- the step
-def generator_terms(out: dict, batch: dict, *, fake_logits: torch.Tensor | None,
-                    rec_weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """The generator's loss terms of one step, float32 (names match LossWeights).
-
-    rec_weights: optional per-pixel weights {"a": (B, 1, S, S), "b": ...} of the reconstructions (eye regions)."""
-    fa, fb = out["feats_a"], out["feats_b"]
-    w = rec_weights or {}
-    terms = {
-        "rec": 0.5
-        * (
-            losses.reconstruction_loss(output=out["out_a"], target=batch["x_a"], weight=w.get("a"))
-            + losses.reconstruction_loss(output=out["out_b"], target=batch["x_b"], weight=w.get("b"))
-        ),
-        "label": 0.5
-        * (
-            losses.label_loss(gaze_est=fa.gaze_est, gaze_label=batch["gaze_a"], head_est=fa.head_est, head_label=batch["head_a"])
-            + losses.label_loss(gaze_est=fb.gaze_est, gaze_label=batch["gaze_b"], head_est=fb.head_est, head_label=batch["head_b"])
-        ),
-        "ort": 0.5
-        * (
-            losses.orthogonality_loss(z_id=fa.z_id, z_gaze=fa.z_gaze, z_head=fa.z_head)
-            + losses.orthogonality_loss(z_id=fb.z_id, z_gaze=fb.z_gaze, z_head=fb.z_head)
-        ),
-    }
-    if fake_logits is not None:
-        terms["gen"] = losses.generator_loss(fake_logits=fake_logits)
-    return terms
 
 
 @torch.no_grad()
@@ -138,7 +64,7 @@ def validate(pair_forward: PairForward, source: ImageSource, dataset, pairs: np.
     mse_sum, l1_sum, n = 0.0, 0.0, 0
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        batch = _batch(source, dataset, chunk, device)
+        batch = pair_batch(source, dataset, chunk, device)
         gaze_sel, head_sel = CrossAttributeSeparation.choose_target(len(chunk), mode="random", generator=torch.Generator().manual_seed(start))
         out = pair_forward(**batch, gaze_sel=gaze_sel.to(device), head_sel=head_sel.to(device))
         for o, t in ((out["out_a"], batch["x_a"]), (out["out_b"], batch["x_b"])):
@@ -166,8 +92,8 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
         raise RegazeError(f"{data}: has no gaze labels; training needs gaze and head labels")
     if dataset.size != cfg.model.image_size:
         raise RegazeError(f"{data}: images are {dataset.size}² but model.image_size={cfg.model.image_size}; set model.image_size={dataset.size} or convert the data with `regaze data convert --size`")
-    train_idx = _split_or_all(dataset, "train")
-    val_idx = _split_or_all(dataset, "val")
+    train_idx = split_or_none(dataset, "train")
+    val_idx = split_or_none(dataset, "val")
     if train_idx is None:
         train_idx = np.arange(len(dataset))
     sampler_kw = dict(gaze=dataset.gaze, head=dataset.head, subject=dataset.subject, session=dataset.session,
@@ -244,7 +170,7 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     try:
         while step < cfg.max_steps:
             rng, tgen = _step_generators(cfg.seed, info.rank, step)
-            batch = _batch(source, dataset, sampler.sample(cfg.batch_size, rng=rng), device)
+            batch = pair_batch(source, dataset, sampler.sample(cfg.batch_size, rng=rng), device)
             gaze_sel, head_sel = CrossAttributeSeparation.choose_target(cfg.batch_size, mode=cfg.target, generator=tgen)
             sel = {"gaze_sel": gaze_sel.to(device), "head_sel": head_sel.to(device)}
 
@@ -358,77 +284,3 @@ def _overlap(per_rank: list[list[int]]) -> int:
         for i in set(items):
             seen[i] = seen.get(i, 0) + 1
     return sum(1 for c in seen.values() if c > 1)
-
-
-# ------------------------------------------------------------------------------------------- entry
-def parse_overrides(pairs: list[str]) -> dict:
-    """['loss.gen=0.1', 'model.k=64', 'cross_swap=false'] -> nested dict with JSON-parsed values."""
-    nested: dict = {}
-    for item in pairs:
-        if "=" not in item:
-            raise RegazeError(f"override {item!r}: expected key=value, e.g. loss.ort=0 or batch_size=8")
-        key, raw = item.split("=", 1)
-        try:
-            value = json.loads(raw.lower() if raw.lower() in ("true", "false") else raw)
-        except json.JSONDecodeError:
-            value = raw
-        node = nested
-        *parents, leaf = key.strip().split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return nested
-
-
-def build_config(*, config_file: str | None, overrides: list[str]) -> TrainConfig:
-    base: dict = {}
-    if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise RegazeError(f"config file not found: {path}")
-        try:
-            base = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise RegazeError(f"{path}: not valid JSON ({e})") from e
-    merged = _deep_merge(base, parse_overrides(overrides))
-    return config_from_dict(TrainConfig, merged)
-
-
-def _deep_merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--data", required=True, help="training data: regaze, ETH-XGaze or ST-ED/FAZE file (see `regaze data inspect`)")
-    parser.add_argument("--out", required=True, help="run directory (config, stats.jsonl, checkpoints, grids)")
-    parser.add_argument("--config", help="JSON file with TrainConfig fields (see configs/)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides, dotted for nested fields: batch_size=8 loss.ort=0 identity_swap=false model.image_size=128")
-
-
-def run_from_args(args) -> int:
-    cfg = build_config(config_file=args.config, overrides=args.overrides)
-    train(cfg, data=args.data, out=args.out, resume=args.resume, progress=not args.no_progress)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m regaze.train", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except (RegazeError, FileNotFoundError) as e:
-        print(f"regaze train: error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

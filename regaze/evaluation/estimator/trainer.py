@@ -30,9 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from regaze.errors import RegazeError
-from regaze.estimator import (EstimatorConfig, GazeHeadEstimator, estimate, gaze_in_head, save_estimator,
-                              to_model_input)
-from regaze.eye_regions import Framing, framing_from_attrs
+from regaze.evaluation.estimator.network import (EstimatorConfig, GazeHeadEstimator, estimate, gaze_in_head,
+                                                 to_model_input)
+from regaze.evaluation.estimator.store import save_estimator
+from regaze.model.framing import Framing, framing_from_attrs
 from regaze.geometry import angular_error_deg
 
 __all__ = ["EstimatorTrainConfig", "ImageBank", "LabelledImages", "train_estimator", "validate_estimator",
