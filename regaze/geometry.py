@@ -26,6 +26,9 @@ __all__ = [
     "rotation_matrix",
     "relative_rotation",
     "angular_error_deg",
+    "head_to_camera",
+    "gaze_in_head",
+    "gaze_in_camera",
     "MAX_PITCH_RAD",
     "MAX_YAW_RAD",
 ]
@@ -120,3 +123,35 @@ def angular_error_deg(a, b, *, is_vector: bool = False):
         return torch.rad2deg(torch.acos(cos.clamp(-1.0 + eps, 1.0 - eps)))
     cos = (va * vb).sum(-1) / (np.linalg.norm(va, axis=-1) * np.linalg.norm(vb, axis=-1) + 1e-12)
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+# ------------------------------------------------------------------------------------ head-relative gaze
+def head_to_camera(head_pitchyaw_rad):
+    """(..., 2) head (pitch, yaw) -> (..., 3, 3) rotation M, head -> normalized camera, roll 0 (DESIGN §2).
+
+    Columns are the head axes: x horizontal (cos y, 0, -sin y), z = -pitchyaw_to_vector(head) (out of the back
+    of the head), y = z x x; the same matrix as the synthetic renderer's camera.head_rotation.
+    """
+    lib = _lib(head_pitchyaw_rad)
+    z = -pitchyaw_to_vector(head_pitchyaw_rad)  # (..., 3)
+    yaw = head_pitchyaw_rad[..., 1]
+    x = _stack([lib.cos(yaw), yaw * 0, -lib.sin(yaw)], lib)  # (..., 3)
+    y = torch.linalg.cross(z, x, dim=-1) if lib is torch else np.cross(z, x)  # (..., 3)
+    return _stack([x, y, z], lib)  # (..., 3, 3) columns
+
+
+def _transpose(m):
+    return m.transpose(-1, -2) if _lib(m) is torch else np.swapaxes(m, -1, -2)
+
+
+def gaze_in_head(gaze_pitchyaw_rad, head_pitchyaw_rad):
+    """(..., 2) camera-frame gaze, (..., 2) head -> (..., 2) gaze (pitch, yaw) in head coordinates, M^T g.
+    (0, 0) = looking where the face points."""
+    g = pitchyaw_to_vector(gaze_pitchyaw_rad)[..., None]  # (..., 3, 1)
+    return vector_to_pitchyaw((_transpose(head_to_camera(head_pitchyaw_rad)) @ g)[..., 0])  # (..., 2)
+
+
+def gaze_in_camera(gaze_head_pitchyaw_rad, head_pitchyaw_rad):
+    """Inverse of `gaze_in_head`: (..., 2) head-relative gaze, (..., 2) head -> (..., 2) camera-frame gaze, M g."""
+    g = pitchyaw_to_vector(gaze_head_pitchyaw_rad)[..., None]  # (..., 3, 1)
+    return vector_to_pitchyaw((head_to_camera(head_pitchyaw_rad) @ g)[..., 0])  # (..., 2)

@@ -14,8 +14,8 @@ from regaze.data.dataset import open_dataset
 from regaze.errors import RegazeError
 from regaze.data.synth.camera import head_rotation
 from regaze.evaluation.estimator.network import (EstimatorConfig, GazeHeadEstimator, estimate, estimator_framing,
-                                                 eye_crop_shape, eye_crops, gaze_in_camera, gaze_in_head,
-                                                 head_to_camera)
+                                                 eye_crop_shape, eye_crops)
+from regaze.geometry import gaze_in_camera, gaze_in_head, head_to_camera
 from regaze.evaluation.estimator.store import load_estimator, save_estimator
 from regaze.model.framing import eye_centres_px
 from regaze.evaluation.estimator.trainer import (EstimatorTrainConfig, ImageBank, LabelledImages, _augment,

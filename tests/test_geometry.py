@@ -130,3 +130,17 @@ def test_batched_shapes():
     assert rotation_matrix(py).shape == (4, 5, 3, 3)
     assert relative_rotation(py, py).shape == (4, 5, 3, 3)
     assert angular_error_deg(py, py).shape == (4, 5)
+
+
+def test_head_relative_gaze_agrees_between_numpy_and_torch_and_round_trips():
+    from regaze.geometry import gaze_in_camera, gaze_in_head, head_to_camera
+
+    rng = np.random.default_rng(3)
+    head = rng.uniform(-0.8, 0.8, (40, 2))
+    gaze = head + rng.uniform(-0.5, 0.5, (40, 2))
+    g_np = gaze_in_head(gaze, head)
+    g_t = gaze_in_head(torch.from_numpy(gaze), torch.from_numpy(head)).numpy()
+    np.testing.assert_allclose(g_np, g_t, atol=1e-12)
+    np.testing.assert_allclose(gaze_in_camera(g_np, head), gaze, atol=1e-9)
+    np.testing.assert_allclose(head_to_camera(head), head_to_camera(torch.from_numpy(head)).numpy(), atol=1e-12)
+    assert np.allclose(gaze_in_head(head, head), 0.0, atol=1e-9)  # looking where the face points

@@ -37,15 +37,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from regaze.model.framing import Framing, eye_centres_px, framing_from_attrs
-from regaze.geometry import pitchyaw_to_vector, vector_to_pitchyaw
+from regaze.geometry import gaze_in_camera
 from regaze.model.layers import PointwiseConv2d
 
 __all__ = [
     "EstimatorConfig",
     "GazeHeadEstimator",
-    "head_to_camera",
-    "gaze_in_head",
-    "gaze_in_camera",
     "estimate",
     "to_model_input",
     "eye_crops",
@@ -77,33 +74,6 @@ class EstimatorConfig:
     # 0 = ETH-XGaze's face normalization scaled to image_size. Training on a file stores the file's framing.
     focal_px: float = 0.0
     distance_mm: float = 0.0
-
-
-# ------------------------------------------------------------------------------------ head-relative gaze
-def head_to_camera(head_pitchyaw_rad: torch.Tensor) -> torch.Tensor:
-    """(B, 2) head (pitch, yaw) -> (B, 3, 3) rotation M, head -> normalized camera, roll 0 (DESIGN §2).
-
-    Columns are the head axes: x horizontal (cos y, 0, -sin y), z = -pitchyaw_to_vector(head) (out of the back
-    of the head), y = z x x; the same matrix as the synthetic renderer's camera.head_rotation.
-    """
-    z = -pitchyaw_to_vector(head_pitchyaw_rad)  # (B, 3)
-    yaw = head_pitchyaw_rad[..., 1]
-    x = torch.stack([torch.cos(yaw), torch.zeros_like(yaw), -torch.sin(yaw)], dim=-1)  # (B, 3)
-    y = torch.linalg.cross(z, x, dim=-1)  # (B, 3)
-    return torch.stack([x, y, z], dim=-1)  # (B, 3, 3) columns
-
-
-def gaze_in_head(gaze_pitchyaw_rad: torch.Tensor, head_pitchyaw_rad: torch.Tensor) -> torch.Tensor:
-    """(B, 2) camera-frame gaze, (B, 2) head -> (B, 2) gaze (pitch, yaw) in head coordinates, M^T g.
-    (0, 0) = looking where the face points."""
-    g = pitchyaw_to_vector(gaze_pitchyaw_rad).unsqueeze(-1)  # (B, 3, 1)
-    return vector_to_pitchyaw((head_to_camera(head_pitchyaw_rad).transpose(-1, -2) @ g).squeeze(-1))  # (B, 2)
-
-
-def gaze_in_camera(gaze_head_pitchyaw_rad: torch.Tensor, head_pitchyaw_rad: torch.Tensor) -> torch.Tensor:
-    """Inverse of `gaze_in_head`: (B, 2) head-relative gaze, (B, 2) head -> (B, 2) camera-frame gaze, M g."""
-    g = pitchyaw_to_vector(gaze_head_pitchyaw_rad).unsqueeze(-1)  # (B, 3, 1)
-    return vector_to_pitchyaw((head_to_camera(head_pitchyaw_rad) @ g).squeeze(-1))  # (B, 2)
 
 
 # --------------------------------------------------------------------------------------------- network

@@ -30,11 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from regaze.errors import RegazeError
-from regaze.evaluation.estimator.network import (EstimatorConfig, GazeHeadEstimator, estimate, gaze_in_head,
-                                                 to_model_input)
+from regaze.evaluation.estimator.network import EstimatorConfig, GazeHeadEstimator, estimate, to_model_input
 from regaze.evaluation.estimator.store import save_estimator
+from regaze.geometry import angular_error_deg, gaze_in_head
 from regaze.model.framing import Framing, framing_from_attrs
-from regaze.geometry import angular_error_deg
 
 __all__ = ["EstimatorTrainConfig", "ImageBank", "LabelledImages", "train_estimator", "validate_estimator",
            "estimator_splits", "train_estimator_on_file"]
