@@ -14,7 +14,8 @@ from pathlib import Path
 
 from regaze.errors import RegazeError
 
-__all__ = ["ModelConfig", "LossWeights", "DataConfig", "TrainConfig", "config_to_dict", "config_from_dict"]
+__all__ = ["ModelConfig", "LossWeights", "DataConfig", "TrainConfig", "config_to_dict", "config_from_dict",
+           "parse_overrides", "read_config_file", "merged_config_dict", "build_config", "deep_merge"]
 
 
 def config_to_dict(cfg) -> dict:
@@ -163,6 +164,14 @@ class DataConfig:
     min_gaze_deg: float = 5.0  # a pair differs by at least this much in gaze ...
     min_head_deg: float = 5.0  # ... or at least this much in head pose
     cache_mb: int = 4096  # load the training images into memory when they fit; 0 = always read from disk
+    # Files without a split (raw ETH-XGaze, ST-ED / FAZE): hold out this many subjects, the highest subject ids,
+    # for validation (regaze/training/val_split.py); -1 = auto (5 % of the subjects, at least 1); 0 = none.
+    # Files with a split (regaze files, synthetic data) use their own subjects_val.
+    val_subjects: int = -1
+
+    def __post_init__(self):
+        if self.val_subjects < -1:
+            raise RegazeError(f"data.val_subjects must be -1 (auto), 0 (none) or a number of subjects; got {self.val_subjects}")
 
 
 @dataclass
@@ -183,16 +192,19 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.99
     ema_decay: float = 0.995  # EMA of the generator for evaluation and export; 0 = off
-    # stopping: whichever comes first
+    # stopping: whichever comes first; decided by rank 0 and shared, so every process stops at the same step
     max_steps: int = 20000
-    max_minutes: float = 0.0  # wall-clock budget; 0 = none
+    max_minutes: float = 0.0  # wall-clock budget, read at log and validation steps; 0 = none
     stop_at_psnr: float = 0.0  # [0041]/[0055]: stop when validation reconstruction PSNR (dB) reaches this; 0 = off
     # maintenance
     log_every: int = 50  # steps between stats lines (and the only host syncs)
     val_every: int = 500  # steps between validation / best checkpoint / image grid
     ckpt_every: int = 500  # steps between checkpoints
     keep_last: int = 3  # checkpoints kept besides best.pt
-    val_pairs: int = 64  # fixed validation pairs on held-out subjects
+    val_pairs: int = 64  # fixed validation pairs on held-out subjects (reconstruction PSNR: the stop criterion)
+    # held-out sources redirected gaze-only and head-only at each validation; their score chooses best.pt
+    # (regaze/training/validation.py); 0 = best.pt by reconstruction PSNR alone
+    val_redirect_pairs: int = 32
     seed: int = 0
     device: str = "auto"  # auto = CUDA when available, else CPU
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -205,6 +217,10 @@ class TrainConfig:
                 raise RegazeError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise RegazeError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.val_redirect_pairs < 0:
+            raise RegazeError(f"val_redirect_pairs must be >= 0 (0 = best.pt by reconstruction PSNR), got {self.val_redirect_pairs}")
+        if not self.loss.rec and not self.loss.gen:
+            raise RegazeError("loss.rec and loss.gen are both 0: no loss reaches the decoder; keep at least one")
 
     def to_dict(self) -> dict:
         return config_to_dict(self)
@@ -230,23 +246,40 @@ def parse_overrides(pairs: list[str]) -> dict:
     return nested
 
 
-def build_config(*, config_file: str | None, overrides: list[str]) -> "TrainConfig":
-    """A TrainConfig from an optional JSON file, then `key=value` overrides on top (dotted for nested fields)."""
-    base: dict = {}
-    if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise RegazeError(f"config file not found: {path}")
-        try:
-            base = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise RegazeError(f"{path}: not valid JSON ({e})") from e
-    merged = _deep_merge(base, parse_overrides(overrides))
-    return config_from_dict(TrainConfig, merged)
+def read_config_file(path: str | Path) -> dict:
+    """A JSON file of TrainConfig fields (configs/*.json) -> dict. Keys that start with "_" are comments
+    ("_about": "...") and are dropped, at any depth."""
+    path = Path(path)
+    if not path.is_file():
+        raise RegazeError(f"config file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RegazeError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise RegazeError(f"{path}: expected a JSON object of TrainConfig fields, found {type(data).__name__}")
+
+    def uncommented(d: dict) -> dict:
+        return {k: uncommented(v) if isinstance(v, dict) else v for k, v in d.items() if not k.startswith("_")}
+
+    return uncommented(data)
 
 
-def _deep_merge(a: dict, b: dict) -> dict:
+def merged_config_dict(*, base: dict | None = None, config_file: str | None = None, overrides: list[str] = ()) -> dict:
+    """The layers of a config as one nested dict, each on top of the one before: `base` (e.g. a resumed run's
+    own config.json), then the JSON file, then the `key=value` overrides. Fields no layer names are absent."""
+    merged = deep_merge(base or {}, read_config_file(config_file) if config_file else {})
+    return deep_merge(merged, parse_overrides(list(overrides)))
+
+
+def build_config(*, config_file: str | None, overrides: list[str], base: dict | None = None) -> "TrainConfig":
+    """A TrainConfig from `base`, an optional JSON file, then `key=value` overrides (dotted for nested fields)."""
+    return config_from_dict(TrainConfig, merged_config_dict(base=base, config_file=config_file, overrides=overrides))
+
+
+def deep_merge(a: dict, b: dict) -> dict:
+    """Nested dicts: `b`'s values over `a`'s, merged key by key where both are dicts (neither is modified)."""
     out = dict(a)
     for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out

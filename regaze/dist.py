@@ -2,6 +2,10 @@
 
 Launch with `torchrun --nproc_per_node=N -m regaze.cli train ...`: torchrun sets RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR and MASTER_PORT. The backend is NCCL on CUDA and gloo on the CPU.
+
+Decisions that change the control flow (stop now? validate? was this the best step?) must be the same on every
+rank, or one rank enters a collective the others never reach and the job hangs: such a decision is made once,
+on rank 0, and handed to the others with `broadcast_object`.
 """
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init", "shutdown", "all_reduce_mean", "all_gather_object", "barrier", "pick_device"]
+__all__ = ["DistInfo", "init", "shutdown", "all_reduce_mean", "all_gather_object", "broadcast_object", "barrier",
+           "pick_device"]
 
 
 @dataclass(frozen=True)
@@ -82,3 +87,13 @@ def all_gather_object(obj) -> list:
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_object(obj, *, src: int = 0):
+    """Rank `src`'s `obj` on every rank (any picklable value; the other ranks' `obj` is ignored). Identity at
+    world size 1."""
+    if not dist.is_initialized():
+        return obj
+    box = [obj if dist.get_rank() == src else None]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]

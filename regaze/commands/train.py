@@ -8,14 +8,25 @@ from __future__ import annotations
 import argparse
 
 EPILOG = """examples:
-  regaze train --data data/synth64.h5 --out runs/r64 model.image_size=64 max_minutes=30
+  regaze train --data data/synth64.h5 --out runs/r64 max_minutes=30   # model.image_size from the data (64)
+  regaze train --data data/synth64.h5 --out runs/r64 --config configs/synth64_cpu.json   # the demo's CPU recipe
   regaze train --data data/xgaze128.h5 --out runs/x128 --config configs/xgaze128.json
-  regaze train --data data/synth64.h5 --out runs/r64 --resume          # continue after a stop
+  regaze train --data data/synth64.h5 --out runs/r64 --resume          # continue after a stop, same config
+  regaze train --data data/synth64.h5 --out runs/r64 --resume max_steps=40000   # ... and train longer
   regaze train --data data/synth64.h5 --out runs/no_id identity_swap=false loss.ort=0   # ablations
   torchrun --nproc_per_node=4 -m regaze.cli train --data ... --out ...   # several GPUs / processes
 
+presets (configs/): synth64_cpu.json (synthetic 64 px on a CPU, as `make demo`), xgaze128.json and
+xgaze224.json (ETH-XGaze face patches at 128 / 224 px), sted128.json (GazeCapture / MPIIFaceGaze, ST-ED files).
+
+the config is, each layer over the one before: TrainConfig defaults; model.image_size = the data's image
+size (when no layer names it); with --resume the run's own config.json; --config FILE; key=value overrides.
 overrides are TrainConfig fields (regaze/config.py), dotted for nested ones: model.k=64, loss.gen=0.1,
 data.min_head_deg=10, target=gaze|head|both|random, cross_swap=false, stop_at_psnr=30.
+
+validation: on the file's validation subjects; a file without a split (raw ETH-XGaze, ST-ED) holds out its
+highest subject ids (data.val_subjects, default 5 %, at least 1). best.pt is chosen by val_score, which
+includes gaze and head redirections (exact targets on synthetic data); stop_at_psnr is on reconstruction PSNR.
 """
 
 
@@ -23,17 +34,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", required=True, help="training data: regaze, ETH-XGaze or ST-ED/FAZE file (see `regaze data inspect`)")
     parser.add_argument("--out", required=True, help="run directory (config, stats.jsonl, checkpoints, grids)")
     parser.add_argument("--config", help="JSON file with TrainConfig fields (see configs/)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its latest checkpoint, with the run's own config.json "
+                             "(--config and key=value go on top of it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, dotted for nested fields: batch_size=8 loss.ort=0 identity_swap=false model.image_size=128")
 
 
 def run_from_args(args) -> int:
-    from regaze.config import build_config
     from regaze.training.loop import train
+    from regaze.training.run_config import train_config
 
-    cfg = build_config(config_file=args.config, overrides=args.overrides)
+    cfg = train_config(data=args.data, out=args.out, config_file=args.config, overrides=args.overrides, resume=args.resume)
     train(cfg, data=args.data, out=args.out, resume=args.resume, progress=not args.no_progress)
     return 0
 

@@ -8,10 +8,16 @@ pair (claims 5–6, `PairForward`), then
     D step:  λ1 L_disc on real images vs reconstructions made under no_grad
     G step:  λ2 L_gen + λ3 L_R + λ4 L_PL + λ5 L_ort, with D frozen
     EMA:     an exponential moving average of the generator, used for validation and export
-    upkeep:  stats, validation PSNR (the [0041]/[0055] stop criterion), image grids, atomic checkpoints
+    upkeep:  stats, validation (validation.py: reconstruction PSNR, the [0041]/[0055] stop criterion, and
+             the redirection-inclusive score that chooses best.pt), image grids, atomic checkpoints
 
 Every random draw of a step is seeded by (seed, rank, step), so a resumed run replays exactly the same
 pairs and targets: on the CPU, resuming gives the same loss sequence as an uninterrupted run.
+
+Several processes: every decision that changes what the processes do next (the time budget, validation's
+results: best.pt and stop_at_psnr) is rank 0's, handed to the others (dist.broadcast_object) at log and
+validation steps; the NaN check is an all-reduce. So the ranks always stop at the same step. The clock is
+`clock` below: tests replace it in one process to check that a disagreeing clock changes nothing.
 """
 from __future__ import annotations
 
@@ -36,11 +42,15 @@ from regaze.model.framing import eye_weight_map, framing_from_attrs
 from regaze.model.redirector import Redirector
 from regaze.model.separation import CrossAttributeSeparation
 from regaze.training import losses
-from regaze.training.batches import ImageSource, pair_batch, split_or_none
+from regaze.training.batches import ImageSource, pair_batch
 from regaze.training.pair_step import PairForward, generator_terms
 from regaze.training.run_dir import RunDir, write_image_grid
+from regaze.training.val_split import train_val_split
+from regaze.training.validation import build_validation_set, describe_score, validate
 
-__all__ = ["train"]
+__all__ = ["train", "clock"]
+
+clock = time.monotonic  # seconds; the loop's only clock (max_minutes, pairs/s), replaceable by tests
 
 
 def _step_generators(seed: int, rank: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
@@ -58,21 +68,11 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
         be.copy_(bm)
 
 
-@torch.no_grad()
-def validate(pair_forward: PairForward, source: ImageSource, dataset, pairs: np.ndarray, *, device, batch_size: int) -> dict:
-    """Reconstruction PSNR/L1 of X^T on fixed held-out pairs (the similarity of [0041]/[0055])."""
-    mse_sum, l1_sum, n = 0.0, 0.0, 0
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        batch = pair_batch(source, dataset, chunk, device)
-        gaze_sel, head_sel = CrossAttributeSeparation.choose_target(len(chunk), mode="random", generator=torch.Generator().manual_seed(start))
-        out = pair_forward(**batch, gaze_sel=gaze_sel.to(device), head_sel=head_sel.to(device))
-        for o, t in ((out["out_a"], batch["x_a"]), (out["out_b"], batch["x_b"])):
-            diff = (o.float().clamp(-1, 1) - t.float()) / 2.0  # in [0, 1] units
-            mse_sum += float(diff.pow(2).flatten(1).mean(1).clamp_min(1e-10).log10().mul(-10).sum())
-            l1_sum += float(diff.abs().mean()) * len(chunk)
-            n += len(chunk)
-    return {"val_psnr_db": mse_sum / n, "val_l1": l1_sum / n}
+def fused_adam_available(device: torch.device) -> bool:
+    """Does this torch have the fused Adam kernel (one kernel per step for all parameters) for `device`?
+    CUDA has had it since torch 1.13, the CPU since 2.4; elsewhere the plain loop runs."""
+    major, minor = (int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
+    return device.type == "cuda" or (device.type == "cpu" and (major, minor) >= (2, 4))
 
 
 # ------------------------------------------------------------------------------------------ the loop
@@ -86,40 +86,49 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     run = RunDir(out, create=info.is_main)
     amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    # ---- data: training subjects for pairs, validation subjects for the stop criterion
+    # ---- data: training subjects for pairs, validation subjects for the stop criterion and best.pt
     dataset = open_dataset(data)
     if not dataset.has_gaze_labels:
         raise RegazeError(f"{data}: has no gaze labels; training needs gaze and head labels")
     if dataset.size != cfg.model.image_size:
         raise RegazeError(f"{data}: images are {dataset.size}² but model.image_size={cfg.model.image_size}; set model.image_size={dataset.size} or convert the data with `regaze data convert --size`")
-    train_idx = split_or_none(dataset, "train")
-    val_idx = split_or_none(dataset, "val")
-    if train_idx is None:
-        train_idx = np.arange(len(dataset))
+    split = train_val_split(dataset, val_subjects=cfg.data.val_subjects)
+    if split.val is None and cfg.stop_at_psnr:
+        raise RegazeError(f"stop_at_psnr={cfg.stop_at_psnr} needs validation subjects, and {data} has none "
+                          f"({split.rule}); set data.val_subjects or drop stop_at_psnr")
     sampler_kw = dict(gaze=dataset.gaze, head=dataset.head, subject=dataset.subject, session=dataset.session,
                       min_gaze_deg=cfg.data.min_gaze_deg, min_head_deg=cfg.data.min_head_deg)
-    sampler = PairSampler(**sampler_kw, indices=train_idx, seed=cfg.seed, rank=info.rank, world_size=info.world_size)
-    val_pairs = None
-    if val_idx is not None and len(val_idx):
-        val_sampler = PairSampler(**sampler_kw, indices=val_idx, seed=cfg.seed + 1)
-        val_pairs = val_sampler.sample(cfg.val_pairs, rng=np.random.default_rng(cfg.seed + 1))
-    source = ImageSource(dataset, np.concatenate([train_idx, val_idx if val_idx is not None else []]).astype(np.int64), cache_mb=cfg.data.cache_mb)
+    sampler = PairSampler(**sampler_kw, indices=split.train, seed=cfg.seed, rank=info.rank, world_size=info.world_size)
+    has_val, val_set = split.val is not None, None
+    if has_val and info.is_main:  # validation runs on rank 0 only
+        val_sampler = PairSampler(**sampler_kw, indices=split.val, seed=cfg.seed + 1)
+        val_pairs = val_sampler.sample(cfg.val_pairs, rng=np.random.default_rng(cfg.seed + 1))  # (P, 2)
+        val_set = build_validation_set(dataset, val_pairs, redirect_pairs=cfg.val_redirect_pairs,
+                                       estimators_trained=bool(cfg.loss.label))
+    source = ImageSource(dataset, np.concatenate([split.train, split.val if has_val else []]).astype(np.int64), cache_mb=cfg.data.cache_mb)
     if info.is_main:
-        print(f"data: {len(train_idx)} training images, pairs by {sampler.rule} "
-              f"({sampler.skipped_groups} single-image groups skipped); "
-              f"{0 if val_idx is None else len(val_idx)} validation images", file=sys.stderr)
+        print(f"data: {len(split.train)} training images, pairs by {sampler.rule} "
+              f"({sampler.skipped_groups} single-image groups skipped); validation: "
+              + (f"{len(split.val)} images of subjects {_some(split.val_subjects)} ({split.rule}); best.pt by "
+                 f"val_score, kind {val_set.kind!r} (regaze/training/validation.py)" if has_val else f"none ({split.rule})"),
+              file=sys.stderr)
 
     # ---- models and optimisers (models own neither)
     generator = Redirector(cfg.model).to(device)
     framing = framing_from_attrs(dataset.attrs, size=dataset.size)  # where the eyes are: loss.rec_eye, compose="eyes"
     generator.framing = framing
     discriminator = Discriminator(**cfg.model.discriminator_kwargs()).to(device)
+    if not cfg.loss.label:  # no loss reaches the auxiliary estimators: frozen, or DDP waits for their gradients
+        generator.decomposition.gaze_estimator.requires_grad_(False)
+        generator.decomposition.head_estimator.requires_grad_(False)
     ema = copy.deepcopy(generator).requires_grad_(False).eval()
-    # fused: one kernel per step for all parameters (CPU and CUDA); the 128² model step went from 33.5 to
-    # 36.6 pairs/s on the 2-core CPU (benchmarks/results/model_speed.json)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), fused=True)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), fused=True)
-    step, best_psnr = 0, -math.inf
+    # fused where available: the 128² model step went from 33.5 to 36.6 pairs/s on the 2-core CPU
+    # (benchmarks/results/model_speed.json)
+    fused = fused_adam_available(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    step, best_score, best_psnr, best_step = 0, -math.inf, -math.inf, None
+    best_by = "no validation yet: no best.pt" if has_val else f"no validation subjects ({split.rule}): no best.pt"
     if resume:
         state = run.load_latest(config=cfg)
         generator.load_state_dict(state["generator"])
@@ -128,8 +137,13 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         step, best_psnr = state["step"], state.get("best_psnr_db", -math.inf)
+        best_score = state.get("best_val_score", -math.inf)  # absent in checkpoints chosen by PSNR alone
+        best_step, best_by = state.get("best_step"), state.get("best_by", best_by)
+        if info.is_main:
+            run.write_json("config.json", cfg.to_dict())  # the config in force from here (load_latest checked it)
     elif info.is_main:
         run.start(config=cfg)
+    saved_at = step  # the step of the newest checkpoint
 
     pair_forward = PairForward(generator, cross_swap=cfg.cross_swap, identity_swap=cfg.identity_swap)
     ema_forward = PairForward(ema, cross_swap=cfg.cross_swap, identity_swap=cfg.identity_swap)
@@ -145,18 +159,21 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
                               f"{run.ckpt_dir}. Try lower learning rates (lr_g, lr_d) or a smaller loss.gen.")
 
     def save(tag_best: bool = False, val: dict | None = None) -> None:
+        nonlocal saved_at
         check_finite()  # never write weights that a NaN step has touched
         if info.is_main:
             state = {
                 "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
                 "ema": ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                "config": cfg.to_dict(), "step": step, "best_psnr_db": best_psnr, "val": val or {},
-                "framing": asdict(framing),
+                "config": cfg.to_dict(), "step": step, "best_psnr_db": best_psnr, "best_val_score": best_score,
+                "best_step": best_step, "best_by": best_by, "val": val or {}, "framing": asdict(framing), "split": split.record(),
             }
             run.save_checkpoint(state, step=step, best=tag_best, keep_last=cfg.keep_last)
+        saved_at = step
         dist.barrier()
 
-    t_start, t_log, pairs_since_log = time.time(), time.time(), 0
+    t_start = t_log = clock()
+    pairs_since_log = 0
     sums, nonfinite = {}, torch.zeros((), device=device)
     last = {}
     bar = None
@@ -221,11 +238,13 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
             if bar is not None:
                 bar.update(1)
 
-            # -- upkeep: the only host syncs are here
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
+            # -- upkeep: the only host syncs are here; the decisions are rank 0's
+            at_log = step % cfg.log_every == 0 or step == cfg.max_steps
+            at_val = has_val and (step % cfg.val_every == 0 or step == cfg.max_steps)
+            if at_log:
                 check_finite()
                 n_steps = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
-                now = time.time()
+                now = clock()
                 last = {k: float(dist.all_reduce_mean(v)) / n_steps for k, v in sums.items()}
                 last.update(step=step, pairs_per_s=pairs_since_log / max(now - t_log, 1e-9), elapsed_s=now - t_start)
                 with torch.no_grad():
@@ -238,15 +257,21 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
                     if bar is not None:
                         left = {"min_left": f"{cfg.max_minutes - last['elapsed_s'] / 60:.1f}"} if cfg.max_minutes else {}
                         bar.set_postfix(pairs_s=f"{last['pairs_per_s']:.0f}", rec=f"{last['rec']:.3f}", label=f"{last['label']:.3f}", **left)
-            timed_out = cfg.max_minutes and time.time() - t_start > cfg.max_minutes * 60
-            if val_pairs is not None and (step % cfg.val_every == 0 or step == cfg.max_steps or timed_out):
-                ema.eval()
-                val = validate(ema_forward, source, dataset, val_pairs, device=device, batch_size=cfg.batch_size)
-                improved = val["val_psnr_db"] > best_psnr
-                best_psnr = max(best_psnr, val["val_psnr_db"])
+            timed_out = False
+            if at_log or at_val:
+                timed_out = dist.broadcast_object(bool(cfg.max_minutes) and clock() - t_start > cfg.max_minutes * 60)
+            if has_val and (at_val or timed_out):
+                val = None
                 if info.is_main:
-                    run.log({"step": step, **val})
-                    write_image_grid(run, ema, source, dataset, val_pairs[:4, 0], step=step)
+                    val = validate(val_set, model=ema, pair_forward=ema_forward, source=source, dataset=dataset,
+                                   device=device, batch_size=cfg.batch_size)
+                val = dist.broadcast_object(val)
+                improved = val["val_score"] > best_score  # best.pt: the redirection-inclusive score, not PSNR
+                best_score, best_psnr = max(best_score, val["val_score"]), max(best_psnr, val["val_psnr_db"])
+                best_step, best_by = (step if improved else best_step), describe_score(val["val_score_kind"])
+                if info.is_main:
+                    run.log({"step": step, **val, "best_pt": improved})
+                    write_image_grid(run, ema, source, dataset, val_set.pairs[:4, 0], step=step)
                 save(tag_best=improved, val=val)
                 if cfg.stop_at_psnr and val["val_psnr_db"] >= cfg.stop_at_psnr:
                     stop_reason = f"validation PSNR {val['val_psnr_db']:.2f} dB reached stop_at_psnr={cfg.stop_at_psnr}"
@@ -256,14 +281,15 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
             if timed_out:
                 stop_reason = f"max_minutes={cfg.max_minutes} reached"
                 break
-    except torch.OutOfMemoryError as e:
+    except torch.cuda.OutOfMemoryError as e:  # torch.OutOfMemoryError of any device from torch 2.5; one name since 1.13
         raise RegazeError(f"out of memory at batch_size={cfg.batch_size}: try a smaller batch (batch_size={max(1, cfg.batch_size // 2)}) or a smaller model.") from e
     finally:
         if bar is not None:
             bar.close()
-    if step % cfg.ckpt_every != 0 and step % cfg.val_every != 0:
+    if saved_at != step:
         save()
-    summary = {**last, "step": step, "stop_reason": stop_reason, "best_val_psnr_db": best_psnr}
+    summary = {**last, "step": step, "stop_reason": stop_reason, "best_val_psnr_db": best_psnr,
+               "best_val_score": best_score, "best_step": best_step, "best_by": best_by, "split": split.record()}
     if info.world_size > 1:  # evidence for the multi-process tests: disjoint data, weights in sync
         summary["rank_anchor_counts"] = dist.all_gather_object(len(sampler.anchors))
         summary["rank_anchor_overlap"] = _overlap(dist.all_gather_object(sampler.anchors.tolist()))
@@ -284,3 +310,8 @@ def _overlap(per_rank: list[list[int]]) -> int:
         for i in set(items):
             seen[i] = seen.get(i, 0) + 1
     return sum(1 for c in seen.values() if c > 1)
+
+
+def _some(ids: list[int], shown: int = 12) -> str:
+    """A list of ids for a log line: all of them, or the first `shown` and how many in all."""
+    return str(ids) if len(ids) <= shown else f"{ids[:shown]} ... ({len(ids)} in all; summary.json lists them)"

@@ -7,9 +7,15 @@ or head at random). With `cross_swap` (claim 5):
     X_a^T  = Dec(Z_id^a, Z^{ba} in the target slot, a's own non-target feature)     must reproduce X_a
     X_b^T  = Dec(Z_id^b, Z^{ab} in the target slot, b's own non-target feature)     must reproduce X_b
 
-With `identity_swap` (claim 6) Z_id^a and Z_id^b are exchanged before decoding. Without `cross_swap` (an
-ablation, not the patent) each image is redirected whole to the other's angles, ST-ED style:
-X_b^T = Dec(Z_id^a, R^{ab}_g Z_g^a, R^{ab}_h Z_h^a) and symmetrically; target choice is then irrelevant.
+Without `cross_swap` (an ablation, not the patent) each image is redirected whole from the other's features
+to its own angles, ST-ED style: X_a^T = Dec(Z_id, R^{ba}_g Z_g^b, R^{ba}_h Z_h^b), and symmetrically; target
+choice is then irrelevant.
+
+`identity_swap` (claim 6) says which image's Z_id the decoder of X_a^T receives, in both modes:
+    identity_swap=True   Z_id^b (the other image's: the identity cannot carry a's pose into X_a^T)
+    identity_swap=False  Z_id^a (its own: the autoencoder shortcut stays open, DESIGN §1)
+and symmetrically for X_b^T. The choice is made explicitly, after the pose features are in place, because
+the two modes start from different images: cross swap fills a's own features, the whole redirection b's.
 
 Rotations use the ground-truth labels as source and target angles (DESIGN §1). Wrapping this whole step
 in one nn.Module lets DistributedDataParallel see a single forward per step. `generator_terms` gathers the
@@ -54,11 +60,11 @@ class PairForward(nn.Module):
             rec_a = cas.swap(into=feats_a, from_=feats_ba, gaze_sel=gaze_sel, head_sel=head_sel)
             rec_b = cas.swap(into=feats_b, from_=feats_ab, gaze_sel=gaze_sel, head_sel=head_sel)
         else:
-            # Ablation: redirect each image whole to the other's angles (identity from the source image).
+            # Ablation: redirect each image whole from the other's features to its own angles.
             rec_b = cas.rotate_features(feats_a, source_gaze=gaze_a, source_head=head_a, target_gaze=gaze_b, target_head=head_b)
             rec_a = cas.rotate_features(feats_b, source_gaze=gaze_b, source_head=head_b, target_gaze=gaze_a, target_head=head_a)
-        if self.identity_swap:
-            rec_a, rec_b = rec_a.replace(z_id=rec_b.z_id), rec_b.replace(z_id=rec_a.z_id)
+        id_a, id_b = (feats_b.z_id, feats_a.z_id) if self.identity_swap else (feats_a.z_id, feats_b.z_id)  # (B, 2K, 3)
+        rec_a, rec_b = rec_a.replace(z_id=id_a), rec_b.replace(z_id=id_b)
         out_a, out_b = g.decode(rec_a.cat(rec_b)).split(x_a.shape[0])  # one decoder pass over 2B feature sets
         return {"out_a": out_a, "out_b": out_b, "feats_a": feats_a, "feats_b": feats_b}
 

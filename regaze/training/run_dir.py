@@ -1,12 +1,13 @@
 """A training run's directory: resolved config, stats, TensorBoard scalars, image grids, checkpoints.
 
-    RUN_DIR/config.json            the resolved TrainConfig
+    RUN_DIR/config.json            the resolved TrainConfig (rewritten on resume: the config in force)
     RUN_DIR/stats.jsonl            one JSON object per log interval / validation
     RUN_DIR/tb/                    TensorBoard scalars and grids (when tensorboard is installed)
     RUN_DIR/grids/step_XXXXXXX.png source | gaze sweep | head sweep, on validation subjects
     RUN_DIR/checkpoints/step_XXXXXXX.pt   the last `keep_last` checkpoints
-    RUN_DIR/checkpoints/best.pt    best validation PSNR
-    RUN_DIR/summary.json           why and where training stopped
+    RUN_DIR/checkpoints/best.pt    best validation score (validation.py: it includes redirection)
+    RUN_DIR/summary.json           why and where training stopped, which step is best.pt and by what score,
+                                   the validation subjects (val_split.py)
 
 Training writes it; `regaze.model.pretrained.load_redirector(RUN_DIR)` reads a run's generator back.
 """
