@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from regaze.augment.augmentation import augment
-from regaze.augment.targets import TargetSampler, parse_range_deg
+from regaze.augment.targets import parse_range_deg
 from regaze.checkpoint import file_sha256
 from regaze.cli import main as cli_main
 from regaze.data.dataset import open_dataset
+from regaze.data.pose_range import eye_in_head_deg, eye_range_deg
 from regaze.data.writer import write_regaze
 from regaze.errors import RegazeError
 
@@ -30,8 +31,8 @@ TINY = {"model": {"image_size": 32, "k": 8, "channel_max": 32, "disc_channel_max
                   "estimator_hidden": 16}, "batch_size": 4, "log_every": 1, "val_every": 100, "ckpt_every": 1,
         "val_pairs": 4, "threads": 1, "max_steps": 1}
 # kill-resume and 2-process runs use these; the in-process reference uses the same values
-CLI_ARGS = ["--per-image", "2", "--chunk-size", "16", "--threads", "1", "--include-source", "--quiet"]
-KW = dict(per_image=2, chunk_size=16, threads=1, include_source=True, progress=False)
+CLI_ARGS = ["--per-image", "2", "--chunk-size", "16", "--threads", "1", "--include-source", "--split", "all", "--quiet"]
+KW = dict(per_image=2, chunk_size=16, threads=1, include_source=True, split="all", progress=False)
 CHUNKS = 15  # 72 sources, 3 images each (a copy + 2), 16 // 3 = 5 sources per chunk
 
 
@@ -132,30 +133,6 @@ def test_change_gaze_keeps_head_and_targets_do_not_depend_on_chunks(setup, tmp_p
     assert diff.max() <= 2  # batch composition may move float rounding by a level or two
 
 
-def test_target_kinds():
-    rng = np.random.default_rng(0)
-    labels = np.concatenate([rng.normal(0, 0.2, (400, 2)), rng.normal(0, 0.1, (400, 2))], 1)
-    full = np.array([[-1.5, 1.5], [-3.0, 3.0]])
-    kde = TargetSampler(kind="kde", change="both", labels=labels, seed=3, per_image=50, gaze_range_rad=full,
-                        head_range_rad=full)
-    draws = np.concatenate([kde.targets(source_index=i, source_labels=labels[i]) for i in range(200)])  # (10000, 4)
-    np.testing.assert_allclose(draws.std(0), np.sqrt(labels.var(0) * (1 + 400 ** (-2 / 8))), rtol=0.1)
-    np.testing.assert_array_equal(kde.targets(source_index=7, source_labels=labels[7]),
-                                  kde.targets(source_index=7, source_labels=labels[7]))
-    narrow = np.array([[-0.1, 0.1], [-0.1, 0.1]])
-    clipped = TargetSampler(kind="kde", change="head", labels=labels, seed=0, per_image=40, gaze_range_rad=full,
-                            head_range_rad=narrow).targets(source_index=0, source_labels=np.ones(4))
-    assert (np.abs(clipped[:, 2:]) <= 0.1 + 1e-6).all() and (clipped[:, :2] == 1).all()
-    grid = TargetSampler(kind="grid", change="gaze", labels=labels, seed=0, per_image=9, gaze_range_rad=narrow,
-                         head_range_rad=full)
-    points = grid.targets(source_index=5, source_labels=np.zeros(4))[:, :2]
-    assert len(np.unique(points, axis=0)) == 9 and np.allclose(np.unique(points[:, 0]), [-0.1, 0.0, 0.1])
-    with pytest.raises(RegazeError, match="valid range"):
-        parse_range_deg("95,10", name="--gaze-range")
-    with pytest.raises(RegazeError, match="min must not exceed max"):
-        parse_range_deg("10,-10,0,5", name="--head-range")
-
-
 def _augment_cmd(setup, out: Path) -> list[str]:
     return [sys.executable, "-m", "regaze.cli", "augment", "--run-dir", str(setup["run"]), "--data", str(setup["data"]),
             "--out", str(out), *CLI_ARGS]
@@ -243,7 +220,8 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(setup, tmp_path, capsys):
     with pytest.raises(RegazeError, match="pass --force"):
         augment(**{**base, "per_image": 2})
     augment(**{**base, "per_image": 2, "force": True})
-    assert len(open_dataset(out)) == 2 * len(big)
+    train = big.split_indices("train")  # the default sources: the train split
+    assert len(open_dataset(out)) + open_dataset(out).attrs["augment_left_out_of_range"] == 2 * len(train)
     # parts of another augmentation are never mixed in; --force discards them
     other = tmp_path / "y.h5"
     parts = Path(str(other) + ".parts")
@@ -252,7 +230,8 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(setup, tmp_path, capsys):
     with pytest.raises(RegazeError, match="another augmentation"):
         augment(**{**base, "out": other, "per_image": 1})
     augment(**{**base, "out": other, "per_image": 1, "force": True})
-    assert len(open_dataset(other)) == len(big) and not parts.exists()
+    assert len(open_dataset(other)) + open_dataset(other).attrs["augment_left_out_of_range"] == len(train)
+    assert not parts.exists()
     # the CLI turns RegazeError into exit status 1 with the message
     assert cli_main(["augment", "--run", str(tmp_path / "missing"), "--data", str(setup["data"]), "--out",
                      str(tmp_path / "z.h5"), "--quiet"]) == 1
@@ -270,12 +249,23 @@ def test_cli_grid_head_only_on_the_training_split(setup, tmp_path):
                      "--source-angles", "estimated", "--split", "train", "--threads", "1", "--quiet"]) == 0
     src, ds = open_dataset(setup["data"]), open_dataset(out)
     train_idx = src.split_indices("train")
-    assert len(ds) == 4 * len(train_idx)
-    np.testing.assert_array_equal(np.unique(ds.read_array("source_index")), train_idx)
+    index = ds.read_array("source_index")
+    assert set(np.unique(index)) <= set(train_idx)
     assert (ds.read_array("change_mode") == 2).all()
-    np.testing.assert_array_equal(ds.gaze, src.gaze[ds.read_array("source_index")])  # gaze label kept
-    corners = np.degrees(np.unique(ds.head, axis=0))  # a 2 x 2 lattice over |pitch| <= 10, |yaw| <= 20
-    np.testing.assert_allclose(corners, [[-10, -20], [-10, 20], [10, -20], [10, 20]], atol=1e-4)
+    np.testing.assert_array_equal(ds.gaze, src.gaze[index])  # gaze label kept
+    # the lattice: 2 x 2 over |pitch| <= 10, |yaw| <= 20; a corner is written for a source exactly when it keeps
+    # that source's gaze within the train labels' eye range of the new face direction
+    corners = np.radians([[-10, -20], [-10, 20], [10, -20], [10, 20]])
+    limit = eye_range_deg(gaze=src.gaze[train_idx], head=src.head[train_idx])
+    expected = {(int(i), c) for i in train_idx for c in range(4)
+                if eye_in_head_deg(gaze=src.gaze[i:i + 1], head=corners[c:c + 1])[0] <= limit}
+    written = {(int(i), int(np.argmin(np.abs(corners - h).sum(1)))) for i, h in zip(index, ds.head)}
+    np.testing.assert_allclose(np.degrees(np.unique(ds.head, axis=0)), np.degrees(corners), atol=1e-4)
+    assert written == expected and len(written) == len(ds)  # each (source, corner) once
+    assert 0 < len(ds) < 4 * len(train_idx)  # some corners are past the eye range: left out, and counted
+    assert ds.attrs["augment_planned_images"] == 4 * len(train_idx)
+    assert ds.attrs["augment_left_out_of_range"] == 4 * len(train_idx) - len(ds)
+    assert (eye_in_head_deg(gaze=ds.gaze, head=ds.head) <= limit + 1e-3).all()
 
 
 def test_targets_from_another_file_widen_a_narrow_input(setup, tmp_path):
@@ -288,7 +278,8 @@ def test_targets_from_another_file_widen_a_narrow_input(setup, tmp_path):
     narrow_file = write_regaze(tmp_path / "narrow.h5", images=src.read_images(narrow), gaze=src.gaze[narrow],
                                head=src.head[narrow], subject=src.subject[narrow], session=src.session[narrow])
     out = tmp_path / "wide.h5"
-    augment(run=setup["run"], data=narrow_file, out=out, per_image=8, targets_from=setup["data"], threads=1, progress=False)
+    augment(run=setup["run"], data=narrow_file, out=out, per_image=8, targets_from=setup["data"], split="all",
+            threads=1, progress=False)
     wide = open_dataset(out)
     pool = np.concatenate([src.gaze, src.head], 1)[src.split_indices("train")]  # the reference's train split
     drawn = np.concatenate([wide.gaze, wide.head], 1)
@@ -299,5 +290,131 @@ def test_targets_from_another_file_widen_a_narrow_input(setup, tmp_path):
     with pytest.raises(RegazeError, match="labelled"):
         unlabelled = write_regaze(tmp_path / "unlabelled.h5", images=src.read_images(narrow), gaze=None,
                                   head=src.head[narrow], subject=src.subject[narrow])
-        augment(run=setup["run"], data=narrow_file, out=tmp_path / "x.h5", targets_from=unlabelled, threads=1, progress=False)
+        augment(run=setup["run"], data=narrow_file, out=tmp_path / "x.h5", targets_from=unlabelled, split="all",
+                threads=1, progress=False)
     assert not (tmp_path / "x.h5").exists()
+
+
+# ------------------------------------------------------------------- issue 12: targets in range, labels checked
+def test_default_split_is_train_and_all_is_an_explicit_choice(setup, tmp_path):
+    import json
+
+    src = open_dataset(setup["data"])
+    out = tmp_path / "train.h5"
+    augment(run=setup["run"], data=setup["data"], out=out, per_image=1, threads=1, progress=False)
+    ds = open_dataset(out)
+    assert set(ds.read_array("source_index")) <= set(src.split_indices("train"))
+    assert json.loads(ds.attrs["augment_params"])["split"] == "train" and ds.attrs["split"] == "train"
+    unsplit = write_regaze(tmp_path / "unsplit.h5", images=src.read_images(np.arange(8)), gaze=src.gaze[:8],
+                           head=src.head[:8], subject=src.subject[:8])
+    with pytest.raises(RegazeError, match="--split all"):
+        augment(run=setup["run"], data=unsplit, out=tmp_path / "x.h5", per_image=1, threads=1, progress=False)
+    assert not (tmp_path / "x.h5").exists()
+    augment(run=setup["run"], data=unsplit, out=tmp_path / "all.h5", per_image=1, split="all", threads=1, progress=False)
+    assert set(open_dataset(tmp_path / "all.h5").read_array("source_index")) <= set(range(8))
+
+
+def test_written_targets_are_in_the_datas_range_and_the_rest_is_counted(setup, tmp_path):
+    import json
+
+    src = open_dataset(setup["data"])
+    for path in (setup["reference"], None):
+        if path is None:  # gaze-only, uniform over a box far wider than the eyes turn
+            path = tmp_path / "wide.h5"
+            augment(run=setup["run"], data=setup["data"], out=path, per_image=6, change="gaze", targets="uniform",
+                    gaze_range_rad=parse_range_deg("45,60", name="gaze"), split="all", threads=1, progress=False)
+        ds = open_dataset(path)
+        params = json.loads(ds.attrs["augment_params"])
+        limit = eye_range_deg(gaze=src.gaze, head=src.head)  # the sources' own range (split all)
+        assert params["eye_range_deg"] == pytest.approx(limit) and params["eye_range_from"] == "data"
+        new = ds.read_array("change_mode") != 0
+        assert (eye_in_head_deg(gaze=ds.gaze[new], head=ds.head[new]) <= limit + 1e-3).all()
+        assert ds.attrs["augment_planned_images"] == len(ds) + ds.attrs["augment_left_out_of_range"]
+        key = np.stack([ds.read_array("source_index"), ds.read_array("sample_k")], 1)
+        assert len(np.unique(key, axis=0)) == len(ds)  # each (source, k) at most once, left-out ones absent
+    # the control: plain uniform draws in that box with the sources' heads leave the range often; redrawing
+    # keeps almost all items, and the few without an in-range draw are left out and counted
+    naive = np.radians(np.random.default_rng(0).uniform([-45, -60], [45, 60], (len(src), 2)))
+    assert (eye_in_head_deg(gaze=naive, head=src.head) > limit).mean() > 0.3
+    assert ds.attrs["augment_left_out_of_range"] < 0.1 * ds.attrs["augment_planned_images"]
+    # the sources' own range (split all) is the one recorded; the framing of the input travels along
+    assert ds.attrs["camera_focal_px"] == pytest.approx(src.attrs["camera_focal_px"])
+    assert "assumed" in ds.attrs["camera_framing"]
+
+
+def test_nothing_in_range_is_a_clear_error_and_writes_nothing(setup, tmp_path):
+    out = tmp_path / "none.h5"
+    with pytest.raises(RegazeError, match="every one of the .* planned images was left out"):
+        augment(run=setup["run"], data=setup["data"], out=out, per_image=4, targets="grid", change="gaze",
+                gaze_range_rad=np.radians([[80, 85], [170, 175]]), split="all", threads=1, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _fake_reader(images_u8):
+    """A stand-in estimator: angles from the mean colour of each image (deterministic, varied)."""
+    m = images_u8.reshape(len(images_u8), -1, 3).mean(1) / 255.0 - 0.5  # (n, 3)
+    return {"gaze": m[:, :2].astype(np.float32), "head": np.stack([m[:, 2] * 0.5, -m[:, 0]], 1).astype(np.float32)}
+
+
+def test_estimator_readings_residuals_and_the_residual_filter(setup, tmp_path):
+    from regaze.geometry import angular_error_deg
+
+    common = dict(run=setup["run"], data=setup["data"], per_image=2, include_source=True, chunk_size=16,
+                  read_angles=_fake_reader, estimator_info={"name": "fake"}, split="all", threads=1, progress=False)
+    full = tmp_path / "full.h5"
+    augment(out=full, **common)
+    a = _arrays(full)
+    est = _fake_reader(a["face_patch"])
+    np.testing.assert_allclose(a["estimated_gaze"], est["gaze"], atol=1e-6)  # the reading of the written image
+    np.testing.assert_allclose(a["estimated_head"], est["head"], atol=1e-6)
+    np.testing.assert_allclose(a["residual_gaze_deg"], angular_error_deg(est["gaze"], a["face_gaze"]), atol=1e-3)
+    np.testing.assert_allclose(a["residual_head_deg"], angular_error_deg(est["head"], a["face_head_pose"]), atol=1e-3)
+    copy = a["change_mode"] == 0
+    worst = np.maximum(a["residual_gaze_deg"], a["residual_head_deg"])
+    x = float(np.median(worst[~copy]))
+    kept = tmp_path / "kept.h5"
+    result = augment(out=kept, max_residual_deg=x, **common)
+    b = _arrays(kept)
+    keep = copy | (worst <= x)
+    assert 0 < (~keep).sum() < (~copy).sum()
+    assert sorted(a) == sorted(b)
+    for k in a:  # the filtered file is the full one less the samples whose image does not show the label
+        np.testing.assert_array_equal(b[k], a[k][keep], err_msg=k)
+    assert open_dataset(kept).attrs["augment_left_out_residual"] == (~keep).sum() == result["left_out_residual"]
+    with pytest.raises(RegazeError, match="needs an estimator"):
+        augment(out=tmp_path / "y.h5", **{**common, "read_angles": None}, max_residual_deg=5.0)
+    with pytest.raises(RegazeError, match="trained on 64"):
+        augment(out=tmp_path / "y.h5", **{**common, "estimator_info": {"image_size": 64}})
+    assert not (tmp_path / "y.h5").exists()
+
+
+def test_cli_estimator_readings_and_inspect_residuals(setup, tmp_path, capsys):
+    import torch
+
+    from regaze.evaluation.estimator.network import EstimatorConfig, GazeHeadEstimator, estimate
+    from regaze.evaluation.estimator.store import save_estimator
+
+    torch.manual_seed(0)
+    model = GazeHeadEstimator(EstimatorConfig(image_size=32, width=4, hidden=8, embed_dim=4)).eval()
+    save_estimator(tmp_path / "est", model=model, record={"val": {"gaze_err_deg": 1.0, "head_err_deg": 1.0}})
+    save_estimator(tmp_path / "raw", model=model, record=None)  # no validation record: refused
+    out = tmp_path / "checked.h5"
+    args = ["augment", "--run", str(setup["run"]), "--data", str(setup["data"]), "--per-image", "1",
+            "--include-source", "--threads", "1", "--quiet"]
+    assert cli_main([*args, "--out", str(out), "--estimator", str(tmp_path / "est")]) == 0
+    ds = open_dataset(out)
+    reading = estimate(model, ds.read_images(np.arange(len(ds))))
+    np.testing.assert_allclose(ds.read_array("estimated_gaze"), reading["gaze"], atol=1e-4)
+    np.testing.assert_allclose(ds.read_array("estimated_head"), reading["head"], atol=1e-4)
+    assert cli_main(["data", "inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "residuals" in text and "redirected gaze" in text and "source copies head" in text
+    assert cli_main(["data", "inspect", str(out), "--json"]) == 0
+    summary = __import__("json").loads(capsys.readouterr().out)
+    r = ds.read_array("residual_gaze_deg")[ds.read_array("change_mode") != 0]
+    assert summary["residuals_deg"]["redirected"]["gaze"]["median"] == pytest.approx(float(np.median(r)), rel=1e-5)
+    assert cli_main([*args, "--out", str(tmp_path / "a.h5"), "--max-residual-deg", "5"]) == 1
+    assert "needs --estimator" in capsys.readouterr().err
+    assert cli_main([*args, "--out", str(tmp_path / "b.h5"), "--estimator", str(tmp_path / "raw")]) == 1
+    assert "refusing this estimator" in capsys.readouterr().err
+    assert not (tmp_path / "a.h5").exists() and not (tmp_path / "b.h5").exists()

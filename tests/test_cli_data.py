@@ -15,8 +15,17 @@ def test_inspect_text(tmp_path, capsys):
     assert cli.main(["data", "inspect", str(tmp_path / "r.h5")]) == 0
     out = capsys.readouterr().out
     for text in ("layout       regaze", "RGB on disk", "images       24, 16x16x3", "subjects     4 ",
-                 "sessions     8 ", "gaze pitch", "head yaw", "subjects_val   1 [2]", "source_index"):
+                 "sessions     8 ", "gaze pitch", "head yaw", "subjects_val   1 [2]", "source_index",
+                 "framing      f 68.57 px, d 600 mm at 16 px (assumed: ETH-XGaze"):
         assert text in out, text
+
+
+def test_inspect_prints_the_framing_of_an_sted_file(tmp_path, capsys):
+    write_sted(tmp_path / "gc.h5", size=32)
+    assert cli.main(["data", "inspect", str(tmp_path / "gc.h5"), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["framing"]["camera_focal_px"] == pytest.approx(500.0 * 32 / 128) and s["residuals_deg"] is None
+    assert s["framing"]["camera_framing"].startswith("ST-ED")
 
 
 def test_inspect_json_ethxgaze(tmp_path, capsys):

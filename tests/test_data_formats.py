@@ -194,6 +194,10 @@ def test_convert_round_trip_is_exact(tmp_path, layout):
     rgb = ref["rgb"] if "rgb" in ref else ref["images"]
     np.testing.assert_array_equal(dst_ds.read_images(range(len(dst_ds))), rgb)  # RGB whatever the source
     assert dst_ds.attrs["source_layout"] == layout
+    for key in ("camera_focal_px", "camera_distance_mm", "camera_framing"):  # the source's framing, recorded
+        assert dst_ds.attrs[key] == src_ds.attrs[key], key
+    preset = {"ethxgaze": "ETH-XGaze", "sted": "ST-ED", "regaze": "assumed: ETH-XGaze"}[layout]
+    assert dst_ds.attrs["camera_framing"].startswith(preset)
     if layout == "regaze":
         np.testing.assert_array_equal(dst_ds.read_array("source_index"), ref["source_index"])
         assert dst_ds.attrs["subjects_val"].tolist() == [2]

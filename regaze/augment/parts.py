@@ -11,6 +11,10 @@ are exactly the finished chunks, and a re-run recomputes only the missing ones. 
 run's fingerprint (a hash of the data labels, the checkpoint and the augmentation arguments): parts of a
 different augmentation are never mixed into this one. Leftover temp files of a killed write are deleted by
 the process that owns their chunk before it writes that chunk again.
+
+A part records how many items its chunk planned and how many it left out (targets out of range, images
+failing --max-residual-deg); a part may hold no image at all. The merge checks every count and writes the
+totals into OUT (augment_planned_images, augment_left_out_of_range, augment_left_out_residual).
 """
 from __future__ import annotations
 
@@ -26,9 +30,15 @@ from regaze.data.writer import RegazeWriter
 from regaze.errors import RegazeError
 
 __all__ = ["parts_dir_for", "part_path", "part_status", "remove_stale_temps", "read_fingerprint", "PartWriter",
-           "PartMerger", "background", "FINGERPRINT_ATTR", "PART_COMPRESSION"]
+           "PartMerger", "background", "FINGERPRINT_ATTR", "PART_COMPRESSION", "PART_COUNT_ATTRS", "TOTAL_ATTRS"]
 
 FINGERPRINT_ATTR = "augment_fingerprint"
+# per part: items planned for its chunk, left out as out of range, left out by the residual check
+PART_COUNT_ATTRS = {"planned": "augment_part_planned", "out_of_range": "augment_part_left_out_of_range",
+                    "residual": "augment_part_left_out_residual"}
+# in OUT: the same counts summed over the parts
+TOTAL_ATTRS = {"planned": "augment_planned_images", "out_of_range": "augment_left_out_of_range",
+               "residual": "augment_left_out_residual"}
 # Parts are temporary: stored uncompressed so that images are compressed once, by the merge, not twice.
 PART_COMPRESSION = "none"
 
@@ -89,25 +99,30 @@ class PartWriter:
                 continue  # drain: nothing more is written after a failure
             path, arrays, attrs = job
             try:
-                with RegazeWriter(path, size=self.size, attrs=attrs, compression=self.compression) as w:
+                with RegazeWriter(path, size=self.size, attrs=attrs, compression=self.compression,
+                                  allow_empty=True) as w:  # every item of a chunk may have been left out
                     w.append(**arrays)
             except BaseException as e:  # noqa: BLE001 (handed to the main thread)
                 self.error = e
 
 
-def _read_part(path: Path) -> dict:
-    """A part file -> keyword arguments of RegazeWriter.append."""
+def _read_part(path: Path) -> tuple[dict | None, dict]:
+    """A part file -> (keyword arguments of RegazeWriter.append, or None when it holds no image; its counts)."""
     with h5py.File(path, "r") as f:
         arrays = {key: f[key][()] for key in f}
+        counts = {k: int(f.attrs.get(a, -1)) for k, a in PART_COUNT_ATTRS.items()}
+    if "face_patch" not in arrays:
+        return None, counts
     return {"images": arrays.pop("face_patch"), "gaze": arrays.pop("face_gaze"), "head": arrays.pop("face_head_pose"),
-            "subject": arrays.pop("subject"), "session": arrays.pop("session", None), **arrays}
+            "subject": arrays.pop("subject"), "session": arrays.pop("session", None), **arrays}, counts
 
 
 class PartMerger:
     """Rank 0: appends parts 0..n_chunks-1 in order to OUT's temporary file as soon as each appears, on a
     background thread, so the merge overlaps compute; `finish()` publishes OUT (rename) and removes the parts.
 
-    chunk_items(c) -> the number of images part c must hold. A part of another run is an error.
+    chunk_items(c) -> the number of items part c planned (it holds that many less those it left out).
+    A part of another run is an error.
     """
 
     def __init__(self, *, parts_dir: Path, out: Path, n_chunks: int, chunk_items, fingerprint: str, size: int,
@@ -115,6 +130,7 @@ class PartMerger:
         self.parts_dir, self.n_chunks, self.chunk_items, self.fingerprint = parts_dir, n_chunks, chunk_items, fingerprint
         self.error: BaseException | None = None
         self.merged_images = 0
+        self.totals = {k: 0 for k in PART_COUNT_ATTRS}
         for tmp in out.parent.glob(f".{out.name}.tmp*"):  # a merge killed earlier
             tmp.unlink(missing_ok=True)
         self._writer = RegazeWriter(out, size=size, attrs=attrs, compression=compression)
@@ -136,25 +152,41 @@ class PartMerger:
                     self._all_written.wait(0.05)
                 if part_status(path, fingerprint=self.fingerprint) != "done":
                     raise RegazeError(f"{path}: belongs to another augmentation; delete {self.parts_dir} or pass --force")
-                rows = _read_part(path)
-                n = len(rows["images"])
-                if n != self.chunk_items(c):
-                    raise RegazeError(f"{path}: holds {n} images, expected {self.chunk_items(c)}; delete it and run again")
-                self._writer.append(**rows)
+                rows, counts = _read_part(path)
+                n = 0 if rows is None else len(rows["images"])
+                expected = counts["planned"] - counts["out_of_range"] - counts["residual"]
+                if counts["planned"] != self.chunk_items(c) or min(counts.values()) < 0 or n != expected:
+                    raise RegazeError(f"{path}: holds {n} images and counts {counts}; expected {self.chunk_items(c)} "
+                                      f"planned items less those left out; delete it and run again")
+                if rows is not None:
+                    self._writer.append(**rows)
                 self.merged_images += n
+                for k, v in counts.items():
+                    self.totals[k] += v
         except BaseException as e:  # noqa: BLE001 (re-raised by finish)
             self.error = e
 
-    def finish(self) -> int:
-        """Call when every part has been written: merge the rest, publish OUT, remove the parts. Returns N."""
+    def finish(self) -> dict:
+        """Call when every part has been written: merge the rest, publish OUT, remove the parts.
+        Returns {"images": N written, "planned", "out_of_range", "residual"}."""
         self._all_written.set()
         self._thread.join()
+        nothing_kept = self.error is None and self.merged_images == 0
+        if nothing_kept:
+            self.error = RegazeError(
+                f"every one of the {self.totals['planned']} planned images was left out ({self.totals['out_of_range']} "
+                f"targets outside the ranges or the data's eye range, {self.totals['residual']} above "
+                f"--max-residual-deg); widen the ranges (a grid's corners are rarely poses a face takes), pass "
+                f"--eye-range, or raise --max-residual-deg. Nothing was written")
         if self.error is not None:
             self._writer.abort()
+            if nothing_kept:  # definitive: the same arguments would fail again, so the parts are of no use
+                shutil.rmtree(self.parts_dir, ignore_errors=True)
             raise self.error
+        self._writer.set_attrs({TOTAL_ATTRS[k]: v for k, v in self.totals.items()})
         self._writer.close()
         shutil.rmtree(self.parts_dir, ignore_errors=True)
-        return self.merged_images
+        return {"images": self.merged_images, **self.totals}
 
     def abort(self) -> None:
         """Stop merging and drop OUT's temporary file (the parts stay for the next run)."""

@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from regaze.data.readers.cameras import FRAMING_ATTRS
+
 _EXAMPLES = """\
 examples:
   regaze data inspect /data/xgaze_224/train              # ETH-XGaze directory of subject*.h5
@@ -26,9 +28,11 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="data_action", metavar="ACTION")
 
     inspect = actions.add_parser(
-        "inspect", help="print layout, subjects, sessions, image size, label ranges and splits",
+        "inspect", help="print layout, subjects, sessions, image size, framing, label ranges, splits and residuals",
         description="Print what a dataset holds: layout, colour order, subjects and sessions, number and size\n"
-                    "of images, label ranges in degrees, split attributes. Reads labels only, no images.",
+                    "of images, the normalized camera (framing), label ranges in degrees, split attributes, and\n"
+                    "for augmented files checked by an estimator the distribution of the residuals (degrees\n"
+                    "between the estimator's reading of each image and its label). Reads labels only, no images.",
         epilog="example:\n  regaze data inspect data/synth.h5 --json > summary.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     inspect.add_argument("path", help="dataset: a regaze .h5, an ST-ED/FAZE .h5, an ETH-XGaze subject*.h5 or a directory of them")
@@ -95,6 +99,28 @@ def _plain(value):
     return value
 
 
+def residual_summary(ds) -> dict | None:
+    """Residuals of an augmented file read by an estimator (residual_gaze_deg, residual_head_deg) -> per group
+    ("redirected": change_mode != 0, "source copies": change_mode == 0) and angle: count, mean and quantiles in
+    degrees. None when the file has none."""
+    import numpy as np
+
+    if not {"residual_gaze_deg", "residual_head_deg"} <= set(ds.array_keys):
+        return None
+    mode = ds.read_array("change_mode") if "change_mode" in ds.array_keys else np.ones(len(ds), np.int8)
+    out = {}
+    for group, rows in (("redirected", mode != 0), ("source copies", mode == 0)):
+        if not rows.any():
+            continue
+        out[group] = {}
+        for angle in ("gaze", "head"):
+            r = ds.read_array(f"residual_{angle}_deg")[rows].astype(np.float64)
+            q = np.quantile(r, [0.5, 0.9, 0.99])
+            out[group][angle] = {"count": int(len(r)), "mean": float(r.mean()), "median": float(q[0]),
+                                 "p90": float(q[1]), "p99": float(q[2]), "max": float(r.max())}
+    return out
+
+
 def summarize(ds) -> dict:
     """A JSON-friendly summary of a GazeDataset (labels only; no image is read)."""
     import numpy as np
@@ -114,8 +140,10 @@ def summarize(ds) -> dict:
         "labels_deg": {},
         "split": ds.attrs.get("split"),
         "split_subjects": {k[len("subjects_"):]: _plain(v) for k, v in ds.attrs.items() if k.startswith("subjects_")},
+        "framing": {k: _plain(ds.attrs[k]) for k in FRAMING_ATTRS if k in ds.attrs},
+        "residuals_deg": residual_summary(ds),
         "arrays": ds.array_keys,
-        "attrs": {k: _plain(v) for k, v in ds.attrs.items() if not k.startswith("subjects_")},
+        "attrs": {k: _plain(v) for k, v in ds.attrs.items() if not k.startswith("subjects_") and k not in FRAMING_ATTRS},
     }
     if ds.session is not None:
         _, per_session = np.unique(np.stack([ds.subject, ds.session], 1), axis=0, return_counts=True)
@@ -159,6 +187,16 @@ def format_summary(s: dict) -> str:
     for name, ids in sorted(s["split_subjects"].items(), key=lambda kv: (order.get(kv[0], 3), kv[0])):
         ids = ids if isinstance(ids, list) else [ids]
         lines.append(f"  subjects_{name:<6}{len(ids)} {_short(ids)}")
+    f = s.get("framing") or {}
+    if "camera_focal_px" in f:
+        lines.append(f"framing      f {f['camera_focal_px']:.2f} px, d {f['camera_distance_mm']:g} mm at "
+                     f"{s['size']} px ({f.get('camera_framing', 'from the file')})")
+    if s.get("residuals_deg"):
+        lines.append(f"residuals    (deg, estimate vs label){'':<2}{'n':>7}{'mean':>7}{'median':>7}{'p90':>7}{'p99':>7}{'max':>7}")
+        for group, angles in s["residuals_deg"].items():
+            for angle, r in angles.items():
+                lines.append(f"  {group + ' ' + angle:<36}{r['count']:>7d}{r['mean']:7.2f}{r['median']:7.2f}"
+                             f"{r['p90']:7.2f}{r['p99']:7.2f}{r['max']:7.2f}")
     lines.append(f"arrays       {', '.join(s['arrays'])}")
     skip = {"split", "colour_order"}
     for k, v in s["attrs"].items():

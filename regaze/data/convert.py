@@ -1,6 +1,9 @@
 """Convert any supported dataset (ETH-XGaze, ST-ED/FAZE, regaze) to a regaze-layout file, optionally resized.
 
     convert_to_regaze(SRC, DST, size=128, val_subjects=[...], test_subjects=[...])   # `regaze data convert`
+
+The source's framing (readers/cameras.py: camera_focal_px, camera_distance_mm, camera_framing) is written
+into DST, the focal length scaled with the images when they are resized.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from regaze.data.dataset import GazeDataset, open_dataset
+from regaze.data.readers.cameras import scale_camera_attrs
 from regaze.data.writer import DEFAULT_COMPRESSION, RegazeWriter
 from regaze.errors import RegazeError
 from regaze.image_io import RESAMPLE, resize_images
@@ -58,7 +62,8 @@ def convert_to_regaze(src, dst, *, size: int | None = None, batch_size: int = 64
     if resample not in RESAMPLE:
         raise RegazeError(f"unknown resample '{resample}'; expected one of {RESAMPLE}")
     attrs = {k: v for k, v in ds.attrs.items() if k not in _WRITER_ATTRS}
-    attrs.update({"source_path": os.fspath(src), "source_layout": ds.layout, "source_size": ds.size})
+    attrs.update({"source_path": os.fspath(src), "source_layout": ds.layout, "source_size": ds.size,
+                  **scale_camera_attrs(ds.attrs, from_size=ds.size, to_size=size)})
     if split is not None:
         attrs["split"] = split
     if val_subjects or test_subjects:

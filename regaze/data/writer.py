@@ -4,7 +4,9 @@
         w.append(images=u8, gaze=g, head=h, subject=s, session=None, source_index=i)   # any extra arrays
 
 The file is written under a temporary name in the destination's directory and `os.replace()`d onto `path`
-on normal exit; on an exception the temporary file is removed and `path` is left untouched.
+on normal exit; on an exception the temporary file is removed and `path` is left untouched. An empty file
+is an error unless `allow_empty` (augmentation parts whose items were all left out): then it holds the
+attributes only.
 
 Keys: `face_patch` (N, S, S, 3) uint8 RGB, chunked one image per chunk; `face_gaze` (N, 2) float32 (absent
 when no gaze is given); `face_head_pose` (N, 2) float32; `subject` (N,) int64; optional `session` (N,) int64;
@@ -42,8 +44,10 @@ _LABEL_CHUNK_BYTES = 64 * 2**10
 class RegazeWriter:
     """Append images and labels in batches; the file appears at `path` only when `close()` succeeds."""
 
-    def __init__(self, path, *, size: int, attrs: dict | None = None, compression: str = DEFAULT_COMPRESSION):
+    def __init__(self, path, *, size: int, attrs: dict | None = None, compression: str = DEFAULT_COMPRESSION,
+                 allow_empty: bool = False):
         self.path = Path(path)
+        self.allow_empty = allow_empty
         self.size = int(size)
         if self.size <= 0:
             raise RegazeError(f"{self.path}: image size must be positive; got {size}")
@@ -71,7 +75,19 @@ class RegazeWriter:
             raise RegazeError(f"{self.path}: attribute split={split!r}; expected one of {SPLIT_VALUES}")
         fixed = {"regaze_version": LAYOUT_VERSION, "colour_order": "RGB", "size": self.size, "split": split,
                  "compression": compression}
-        for key, value in {**attrs, **fixed}.items():  # the writer's own values win (attrs copied from a source)
+        self._fixed = set(fixed)
+        self._store_attrs({**attrs, **fixed})  # the writer's own values win (attrs copied from a source)
+
+    def set_attrs(self, attrs: dict) -> None:
+        """Add or replace file attributes before `close()` (e.g. counts known only at the end); the writer's
+        own keys (regaze_version, colour_order, size, split, compression) are not the caller's to change."""
+        own = sorted(set(attrs) & self._fixed)
+        if own:
+            raise RegazeError(f"{self.path}: attributes {own} are set by the writer itself")
+        self._store_attrs(attrs)
+
+    def _store_attrs(self, attrs: dict) -> None:
+        for key, value in attrs.items():
             if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
                 value = np.array(value, dtype=h5py.string_dtype())
             try:
@@ -148,7 +164,7 @@ class RegazeWriter:
         """Publish the file at `path` (atomic rename). Raises RegazeError, leaving no file, if it is empty."""
         if self._file is None:
             return self.path
-        if self.n == 0:
+        if self.n == 0 and not self.allow_empty:
             self.abort()
             raise RegazeError(f"{self.path}: nothing was appended; a regaze file needs at least one image")
         try:

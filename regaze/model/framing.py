@@ -15,9 +15,12 @@ identities' eye corners and eyeball fronts; adult inter-pupillary distances are 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+
+from regaze.errors import RegazeError
 
 __all__ = ["MEAN_EYES_HEAD_MM", "Framing", "framing_from_attrs", "eye_centres_px", "eye_mask", "eye_weight_map"]
 
@@ -37,10 +40,16 @@ class Framing:
 
 
 def framing_from_attrs(attrs: dict, *, size: int) -> Framing:
-    """The file's normalized camera (attrs camera_focal_px, camera_distance_mm, for images of `size` px, as the
-    synthetic generator writes them), else ETH-XGaze's face normalization scaled to `size`."""
+    """The file's normalized camera (attrs camera_focal_px, camera_distance_mm, for images of `size` px), else
+    ETH-XGaze's face normalization scaled to `size`. Every reader records the camera of its format there
+    (regaze/data/readers/cameras.py: ST-ED files f 500 px at 128 px, ETH-XGaze f 960 px at 224 px; synthetic
+    and converted files their own), so the fallback serves only attributes from elsewhere."""
     if "camera_focal_px" in attrs and "camera_distance_mm" in attrs:
-        return Framing(float(attrs["camera_focal_px"]), float(attrs["camera_distance_mm"]))
+        focal, distance = float(attrs["camera_focal_px"]), float(attrs["camera_distance_mm"])
+        if not (math.isfinite(focal) and math.isfinite(distance) and focal > 0 and distance > 0):
+            raise RegazeError(f"camera attributes should be positive: camera_focal_px={attrs['camera_focal_px']!r}, "
+                              f"camera_distance_mm={attrs['camera_distance_mm']!r}")
+        return Framing(focal, distance)
     return Framing(ETH_XGAZE_FOCAL_224_PX * size / 224.0, ETH_XGAZE_DISTANCE_MM)
 
 

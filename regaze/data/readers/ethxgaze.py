@@ -7,6 +7,9 @@ Per subject file: `face_patch` (N, 224, 224, 3) uint8 **BGR** (converted to RGB 
 
 Sessions: the views of one frame (equal `frame_index`, different `cam_index`) share the instant, light and
 background, so `session` is the frame made unique across subjects (dense ids 0..F-1).
+
+Framing: the files name no camera; ETH-XGaze normalizes faces with f = 960 px at 224 px, d = 600 mm
+(cameras.py), recorded in attrs camera_focal_px (scaled to the file's size) and camera_distance_mm.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import h5py
 import numpy as np
 
 from regaze.data.h5_files import ImageBlock, check_angles, check_ids, check_image_array, open_h5, require_key
+from regaze.data.readers.cameras import camera_attrs
 from regaze.errors import RegazeError
 
 __all__ = ["read_ethxgaze", "subject_files", "IMAGE_KEY"]
@@ -97,6 +101,7 @@ def read_ethxgaze(path) -> dict:
         "split": "all",
         "colour_order": "BGR",
         "subject_files": [file.name for _, file in files],
+        **camera_attrs("ethxgaze", size=size),
     }
     return dict(layout="ethxgaze", path=path, blocks=blocks, size=size, gaze=gaze, head=head,
                 subject=subject, session=session, attrs=attrs, colour_order="BGR", array_keys=array_keys)

@@ -5,7 +5,10 @@ One HDF5 file with ETH-XGaze key names: `face_patch` (N, S, S, 3) uint8 in the o
 `colour_order` ("RGB" when we write it), `face_gaze` (N, 2) (optional), `face_head_pose` (N, 2),
 `subject` (N,), optional `session` (N,) (images sharing light and background), and any extra per-image
 arrays (provenance such as `source_index`, synthetic render parameters). File attributes: `regaze_version`,
-`colour_order`, `size`, `split` and, where known, `subjects_train` / `subjects_val` / `subjects_test`.
+`colour_order`, `size`, `split` and, where known, `subjects_train` / `subjects_val` / `subjects_test`, and the
+framing `camera_focal_px` / `camera_distance_mm` (for the file's size). A file without camera attributes is
+given those of the layout it was converted from (`source_layout`), else ETH-XGaze's, marked "assumed" in
+attrs["camera_framing"] (cameras.py).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import h5py
 import numpy as np
 
 from regaze.data.h5_files import ImageBlock, check_angles, check_ids, check_image_array, open_h5, read_attrs, require_key
+from regaze.data.readers.cameras import regaze_camera_attrs
 from regaze.data.writer import LAYOUT_VERSION
 from regaze.errors import RegazeError
 
@@ -66,6 +70,7 @@ def read_regaze(path) -> dict:
             session = check_ids(f["session"][()], path=path, key="session", n=n)
         array_keys = sorted(k for k in f if k != IMAGE_KEY and isinstance(f[k], h5py.Dataset)
                             and f[k].ndim >= 1 and f[k].shape[0] == n)
+    attrs.update(regaze_camera_attrs(attrs, size=size))
     if gaze is None:
         warnings.warn(f"{path}: no 'face_gaze' labels: gaze is NaN and has_gaze_labels is False", stacklevel=3)
     block = ImageBlock(path=path, group="", image_key=IMAGE_KEY, start=0, count=n)

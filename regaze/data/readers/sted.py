@@ -4,6 +4,10 @@ Per group: `pixels` (N, 128, 128, 3) uint8 RGB and `labels` (N, 4) or (N, 8) =
 [gaze pitch, gaze yaw, head pitch, head yaw, (left-eye gaze pitch, yaw, right-eye gaze pitch, yaw)], radians.
 The subject id is the group's position in the file's (sorted) key order; the names are kept in
 attrs["subject_names"]. FAZE's 64x256 eye strips are rejected: regaze needs square face images.
+
+Framing: the files name no camera; faze_preprocess (create_hdf_files_for_sted.py) normalizes faces with
+f = 500 px at 128 px, d = 600 mm (cameras.py), recorded in attrs camera_focal_px (scaled to the file's
+size) and camera_distance_mm. ETH-XGaze's framing would put the eyes ~3 px off at 128 px.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import h5py
 import numpy as np
 
 from regaze.data.h5_files import ImageBlock, check_angles, check_image_array, open_h5, require_key
+from regaze.data.readers.cameras import camera_attrs
 from regaze.errors import RegazeError
 
 __all__ = ["read_sted", "IMAGE_KEY"]
@@ -60,7 +65,7 @@ def read_sted(path) -> dict:
         array_keys = sorted(set.intersection(*[
             {k for k in f[b.group] if isinstance(f[b.group][k], h5py.Dataset) and f[b.group][k].ndim >= 1
              and f[b.group][k].shape[0] == b.count and k != IMAGE_KEY} for b in blocks]))
-    attrs = {"split": "all", "colour_order": "RGB", "subject_names": names}
+    attrs = {"split": "all", "colour_order": "RGB", "subject_names": names, **camera_attrs("sted", size=size)}
     return dict(layout="sted", path=path, blocks=blocks, size=size, gaze=np.concatenate(gazes),
                 head=np.concatenate(heads), subject=np.concatenate(subjects), session=None, attrs=attrs,
                 colour_order="RGB", array_keys=array_keys)
