@@ -2,13 +2,17 @@
 swap and without the orthogonality loss — same data, same step budget, same seeded evaluation pairs, same
 independent estimator. Writes benchmarks/results/ablation.json and benchmarks/ablation.md.
 
-    python -m benchmarks.ablation --data runs/demo/synth64.h5 --estimator runs/estimator64 [--steps 2000]
+    python -m benchmarks.ablation --data runs/demo/synth64.h5 --estimator runs/estimator64 --cpu-minutes 4 --seeds 0 1 2
     python -m benchmarks.ablation ... --variants full no_ort      # train + evaluate some (e.g. one per core)
     python -m benchmarks.ablation ... --report-only               # the table from the runs present
 
-Each variant trains into RUN_ROOT/NAME (resumed if it stopped early) with the demo's 64-px recipe plus the
-variant's switch, for a fixed number of steps (not minutes: a step budget is the same budget whatever else
-the machine is doing), then `regaze evaluate` writes RUN_ROOT/NAME/eval.json.
+Each variant and seed trains into RUN_ROOT/NAME/seed_S (resumed if it stopped early) with the demo's 64-px
+recipe plus the variant's switch, for an equal budget: `--cpu-minutes M` stops each run after M minutes of
+its own process's CPU time (the training loop's clock is replaced by time.process_time, so another job on
+the machine does not shorten a run's budget; one thread per run), or `--steps N` for an equal step count.
+Then `regaze evaluate` writes RUN_ROOT/NAME/seed_S/eval.json (again when an older evaluation format wrote
+it). The table gives the mean ± std over the seeds. The table scores the decoder's image; the eye composite has its own columns, and
+the exact target blurred by sigma = 1 px and 2 px gives reference rows: a variant is sharp only above the 1 px row.
 """
 from __future__ import annotations
 
@@ -24,25 +28,33 @@ RESULTS = Path(__file__).parent / "results" / "ablation.json"
 TABLE = Path(__file__).parent / "ablation.md"
 VARIANTS = {  # name -> (TrainConfig overrides, what it removes)
     "full": ({}, "the method: cross swap, identity swap, L_ort"),
-    "no_cross_swap": ({"cross_swap": False}, "whole-image redirection to the other's angles, no feature swap (claim 5 off)"),
+    "no_cross_swap": ({"cross_swap": False}, "whole-image redirection to the other's angles, no feature swap (claim 5 off; "
+                                           "identity from the other image, identity swap on)"),
     "no_identity_swap": ({"identity_swap": False}, "Z_id not exchanged within the pair (claim 6 off)"),
     "no_ort": ({"loss": {"ort": 0.0}}, "λ5 = 0 (no orthogonality loss)"),
 }
-# (label, path in eval.json's summary, unit, better)
+# (label, path in eval.json, unit, better). Every model column scores the decoder's image; the eye composite
+# (the decoder's eyes pasted into the source, the default output of a gaze-only change) has its own column.
 COLUMNS = [
-    ("gaze err (ST-ED)", ("redirection", "st_ed_gaze_err_deg"), "°", "lower"),
-    ("head err (ST-ED)", ("redirection", "st_ed_head_err_deg"), "°", "lower"),
-    ("head change, gaze-only", ("disentanglement", "gaze_only_head_change_deg"), "°", "lower"),
-    ("gaze change, head-only", ("disentanglement", "head_only_gaze_change_deg"), "°", "lower"),
-    ("PSNR full", ("image_quality", "full", "model", "psnr_db"), "dB", "higher"),
-    ("PSNR head-only", ("image_quality", "head_only", "model", "psnr_db"), "dB", "higher"),
-    ("eye PSNR gaze-only", ("image_quality", "gaze_only", "model", "eye_psnr_db"), "dB", "higher"),
-    ("identity cos", ("identity", "output_vs_source"), "", "higher"),
+    ("gaze err (ST-ED)", ("summary", "redirection", "model", "st_ed_gaze_err_deg"), "°", "lower"),
+    ("gaze err head-relative (ST-ED)", ("summary", "redirection", "model", "st_ed_gaze_head_rel_err_deg"), "°", "lower"),
+    ("head err (ST-ED)", ("summary", "redirection", "model", "st_ed_head_err_deg"), "°", "lower"),
+    ("gaze err, estimated source angles", ("summary", "redirection", "model_estimated_sources", "st_ed_gaze_err_deg"), "°", "lower"),
+    ("head change, gaze-only", ("summary", "disentanglement", "model", "gaze_only_head_change_deg"), "°", "lower"),
+    ("head change, gaze-only eye composite", ("summary", "disentanglement", "eye_composite", "gaze_only_head_change_deg"), "°", "lower"),
+    ("gaze change, head-only", ("summary", "disentanglement", "model", "head_only_gaze_change_deg"), "°", "lower"),
+    ("PSNR full", ("summary", "image_quality", "full", "model", "psnr_db"), "dB", "higher"),
+    ("PSNR head-only", ("summary", "image_quality", "head_only", "model", "psnr_db"), "dB", "higher"),
+    ("eye PSNR gaze-only", ("summary", "image_quality", "gaze_only", "model", "eye_psnr_db"), "dB", "higher"),
+    ("eye PSNR gaze-only eye composite", ("summary", "image_quality", "gaze_only", "eye_composite", "eye_psnr_db"), "dB", "higher"),
+    ("identity (normalised)", ("identity", "normalised"), "", "higher"),
 ]
+IMAGE_COLUMNS = {c[0] for c in COLUMNS if c[1][:2] == ("summary", "image_quality")}
+BLUR_ROWS = ("blur_sigma_1px", "blur_sigma_2px")  # the reference rows: the exact target blurred (blur_controls.py)
 
 
-def _get(summary: dict, path: tuple) -> float | None:
-    node = summary
+def _get(ev: dict, path: tuple) -> float | None:
+    node = ev
     for key in path:
         if not isinstance(node, dict) or key not in node:
             return None
@@ -50,25 +62,37 @@ def _get(summary: dict, path: tuple) -> float | None:
     return node["mean"] if isinstance(node, dict) else node
 
 
-def run_variant(name: str, *, data: Path, estimator: Path, root: Path, steps: int, pairs: int, threads: int,
-                evaluate: bool = True) -> dict | None:
+def _blur_row(ev: dict, control: str) -> dict:
+    """The image-quality columns of one blur control (the same targets for every variant: same pairs)."""
+    return {label: _get(ev, path[:3] + (control,) + path[4:]) for label, path, _, _ in COLUMNS if label in IMAGE_COLUMNS}
+
+
+def run_variant(name: str, *, data: Path, estimator: Path, root: Path, steps: int, cpu_minutes: float, seed: int,
+                pairs: int, threads: int, evaluate: bool = True) -> dict | None:
+    import time
+
+    import regaze.training.loop as loop
     from regaze.config import TrainConfig, config_from_dict
     from regaze.demo.job import DEMO_TRAIN
-    from regaze.evaluation.protocol import evaluate_run
-    from regaze.training.loop import train
+    from regaze.evaluation.protocol import EVAL_FORMAT_VERSION, evaluate_run
 
     overrides, _ = VARIANTS[name]
     merged = json.loads(json.dumps(DEMO_TRAIN))
     for key, value in overrides.items():
         merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
-    cfg = config_from_dict(TrainConfig, {**merged, "max_steps": steps, "max_minutes": 0, "threads": threads, "seed": 0})
-    out = root / name
-    done = (out / "eval.json").exists() and json.loads((out / "eval.json").read_text()).get("model", {}).get("step") == steps
+    budget = {"max_steps": 10**7, "max_minutes": cpu_minutes} if cpu_minutes else {"max_steps": steps, "max_minutes": 0}
+    cfg = config_from_dict(TrainConfig, {**merged, **budget, "threads": threads, "seed": seed})
+    out = root / name / f"seed_{seed}"
+    ev = json.loads((out / "eval.json").read_text()) if (out / "eval.json").exists() else {}
+    trained = (out / "summary.json").exists() and (cpu_minutes or _latest_step(out) >= steps)
+    done = trained and ev.get("eval_format_version") == EVAL_FORMAT_VERSION
     if not done:
-        resume = (out / "checkpoints").exists() and any((out / "checkpoints").glob("step_*.pt"))
-        print(f"[ablation] {name}: training {steps} steps -> {out}", file=sys.stderr)
-        if not (resume and _latest_step(out) >= steps):
-            train(cfg, data=data, out=out, resume=resume)
+        if not trained:
+            resume = (out / "checkpoints").exists() and any((out / "checkpoints").glob("step_*.pt"))
+            what = f"{cpu_minutes:g} CPU minutes" if cpu_minutes else f"{steps} steps"
+            print(f"[ablation] {name} seed {seed}: training {what} -> {out}", file=sys.stderr)
+            loop.clock = time.process_time if cpu_minutes else time.monotonic  # the budget is this process's CPU time
+            loop.train(cfg, data=data, out=out, resume=resume)
         if not evaluate:
             return None
         evaluate_run(run=out, data=data, estimator=estimator, n_pairs=pairs, which="latest", progress=True)
@@ -80,19 +104,44 @@ def _latest_step(run: Path) -> int:
     return int(steps[-1].stem.split("_")[1]) if steps else 0
 
 
-def report(*, root: Path, steps: int, data: Path, estimator: Path, pairs: int, note: str = "") -> dict:
-    rows = {}
+def _mean_std(values: list) -> dict | None:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None
+    mean = sum(vals) / len(vals)
+    std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+    return {"mean": mean, "std": std, "n": len(vals)}
+
+
+def report(*, root: Path, steps: int, cpu_minutes: float, seeds: list[int], data: Path, estimator: Path, pairs: int,
+           note: str = "") -> dict:
+    rows, references = {}, {}
     for name in VARIANTS:
-        path = root / name / "eval.json"
-        if path.exists():
-            ev = json.loads(path.read_text())
-            rows[name] = {"step": ev["model"].get("step"),
-                          **{label: _get(ev["summary"], p) for label, p, _, _ in COLUMNS},
-                          "floor_gaze_deg": _get(ev["summary"], ("floor", "gaze_err_deg")),
-                          "floor_head_deg": _get(ev["summary"], ("floor", "head_err_deg"))}
-    result = {"benchmark": "ablation", "data": str(data), "estimator": str(estimator), "steps": steps, "pairs": pairs,
-              "recipe": "regaze.demo.job.DEMO_TRAIN + the variant's switch, seed 0", "machine": describe(), "variants": rows,
-              "note": note}
+        runs = []
+        for seed in seeds:
+            path = root / name / f"seed_{seed}" / "eval.json"
+            if path.exists():
+                ev = json.loads(path.read_text())
+                sharp = (ev.get("sharpness") or {}).get("sharp", {})
+                runs.append({"seed": seed, "step": ev["model"].get("step"),
+                             **{label: _get(ev, p) for label, p, _, _ in COLUMNS},
+                             "sharp_rows": sorted(k for k, v in sharp.items() if v),
+                             "identity_controls_pass": (ev.get("identity") or {}).get("controls_pass"),
+                             "floor_gaze_deg": _get(ev, ("summary", "floor", "gaze_err_deg")),
+                             "floor_head_deg": _get(ev, ("summary", "floor", "head_err_deg"))})
+                if not references:
+                    references = {control: _blur_row(ev, control) for control in BLUR_ROWS}
+        if runs:
+            rows[name] = {**{label: _mean_std([r[label] for r in runs]) for label, _, _, _ in COLUMNS},
+                          "steps": _mean_std([r["step"] for r in runs]),
+                          "sharp_rows": sorted(set.intersection(*[set(r["sharp_rows"]) for r in runs])),
+                          "identity_controls_pass": all(r["identity_controls_pass"] is not False for r in runs),
+                          "floor_gaze_deg": runs[0]["floor_gaze_deg"], "floor_head_deg": runs[0]["floor_head_deg"],
+                          "runs": runs}
+    budget = f"{cpu_minutes:g} CPU minutes (process time, 1 thread)" if cpu_minutes else f"{steps} steps"
+    result = {"benchmark": "ablation", "data": str(data), "estimator": str(estimator), "budget": budget,
+              "seeds": seeds, "pairs": pairs, "recipe": "regaze.demo.job.DEMO_TRAIN + the variant's switch",
+              "machine": describe(), "variants": rows, "references": references, "note": note}
     write_result(RESULTS, result)
     TABLE.write_text(render_markdown(result))
     return result
@@ -101,18 +150,43 @@ def report(*, root: Path, steps: int, data: Path, estimator: Path, pairs: int, n
 def render_markdown(result: dict) -> str:
     machine = result["machine"]
     head = "| variant | what it removes | " + " | ".join(f"{c[0]} ({c[2]}, {c[3]})" if c[2] else f"{c[0]} ({c[3]})" for c in COLUMNS) + " |"
+    # every model column scores the decoder's image (compose="decode"); the eye composite has its own column
     lines = [
         "# Ablation (issue 6)", "",
-        f"Each variant: {result['steps']} training steps of `regaze.demo.job.DEMO_TRAIN` (64 px, batch 8) on "
-        f"`{result['data']}`, seed 0, then `regaze evaluate` on {result['pairs']} seeded pairs of held-out subjects with the "
-        f"estimator `{result['estimator']}`. Machine: {machine.get('cpu')} ({machine.get('cpu_count')} cores), "
+        f"Each variant: {result['budget']} of `regaze.demo.job.DEMO_TRAIN` (64 px, batch 8) on "
+        f"`{result['data']}` per seed (seeds {', '.join(map(str, result['seeds']))}; mean ± std over them), then "
+        f"`regaze evaluate` of the last checkpoint on {result['pairs']} seeded pairs of held-out subjects with the "
+        f"estimator `{result['estimator']}`. Every model column scores the decoder's image (compose=\"decode\"); the "
+        f"eye composite has its own columns. Machine: {machine.get('cpu')} ({machine.get('cpu_count')} cores), "
         f"torch {machine.get('torch')}, no GPU.", "",
-        "Reproduce: `python -m benchmarks.ablation --data DATA --estimator EST --steps N` (see the module docstring).", "",
+        "Reproduce: `python -m benchmarks.ablation --data DATA --estimator EST --cpu-minutes M --seeds 0 1 2` "
+        "(see the module docstring).", "",
         head, "|" + "---|" * (len(COLUMNS) + 2),
     ]
+    cell = lambda label, v: "—" if v is None else f"{v:.3f}" if label.startswith("identity") else f"{v:.2f}"  # noqa: E731
+
+    def stat(label, v):  # {"mean", "std", "n"} -> "mean ± std"
+        if not isinstance(v, dict):
+            return cell(label, v)
+        return f"{cell(label, v['mean'])} ± {cell(label, v['std'])}" if v["n"] > 1 else cell(label, v["mean"])
+
     for name, row in result["variants"].items():
-        cells = [("—" if row[c[0]] is None else f"{row[c[0]]:.3f}" if c[0] == "identity cos" else f"{row[c[0]]:.2f}") for c in COLUMNS]
+        cells = [stat(c[0], row.get(c[0])) for c in COLUMNS]
         lines.append(f"| {name} | {VARIANTS[name][1]} | " + " | ".join(cells) + " |")
+    for control, ref in (result.get("references") or {}).items():
+        sigma = control.removeprefix("blur_sigma_").removesuffix("px")
+        cells = [cell(c[0], ref.get(c[0])) if c[0] in IMAGE_COLUMNS else "" for c in COLUMNS]
+        lines.append(f"| reference: exact target blurred, sigma = {sigma} px | the same targets, blurred | "
+                     + " | ".join(cells) + " |")
+    if result["variants"]:
+        sharp = {n: r.get("sharp_rows") or [] for n, r in result["variants"].items()}
+        lines += ["", "A model counts as sharp only where it beats the sigma = 1 px reference row (PSNR and SSIM above "
+                  "it, L1 below it, whole image and eye box); PSNR alone rewards blur. Sharp rows: "
+                  + "; ".join(f"{n}: {', '.join(v) if v else 'none'}" for n, v in sharp.items()) + "."]
+        failed = [n for n, r in result["variants"].items() if r.get("identity_controls_pass") is False]
+        lines += ["", "Identity: cosine to a gallery of the person, normalised between a stranger at the same pose (0) "
+                  "and the source photo (1); " + (f"the measure FAILS its controls in {', '.join(failed)}."
+                                                  if failed else "the measure passes its controls in every variant.")]
     floors = {n: (r["floor_gaze_deg"], r["floor_head_deg"]) for n, r in result["variants"].items()}
     if floors:
         g, h = next(iter(floors.values()))
@@ -131,7 +205,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=Path("runs/demo/synth64.h5"), help="synthetic 64-px file (default: the demo's)")
     parser.add_argument("--estimator", type=Path, default=Path("runs/estimator64"), help="estimator directory")
     parser.add_argument("--root", type=Path, default=Path("runs/ablation"), help="where the variants' runs go")
-    parser.add_argument("--steps", type=int, default=2000, help="training steps per variant (default 2000)")
+    parser.add_argument("--steps", type=int, default=2000, help="training steps per run when --cpu-minutes is not given")
+    parser.add_argument("--cpu-minutes", type=float, default=0.0, help="CPU minutes (process time) per run: the equal budget")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per variant (default 0)")
     parser.add_argument("--pairs", type=int, default=300, help="evaluation pairs (default 300)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1: one variant per core)")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), help="train + evaluate only these")
@@ -140,13 +216,15 @@ def main(argv=None) -> int:
     parser.add_argument("--note", default="", help="a remark printed under the table (conditions of the run)")
     args = parser.parse_args(argv)
     if not args.report_only:
-        for name in args.variants or list(VARIANTS):
-            run_variant(name, data=args.data, estimator=args.estimator, root=args.root, steps=args.steps,
-                        pairs=args.pairs, threads=args.threads, evaluate=not args.train_only)
+        for seed in args.seeds:
+            for name in args.variants or list(VARIANTS):
+                run_variant(name, data=args.data, estimator=args.estimator, root=args.root, steps=args.steps,
+                            cpu_minutes=args.cpu_minutes, seed=seed, pairs=args.pairs, threads=args.threads,
+                            evaluate=not args.train_only)
         if args.train_only:
             return 0
-    result = report(root=args.root, steps=args.steps, data=args.data, estimator=args.estimator, pairs=args.pairs,
-                    note=args.note)
+    result = report(root=args.root, steps=args.steps, cpu_minutes=args.cpu_minutes, seeds=args.seeds, data=args.data,
+                    estimator=args.estimator, pairs=args.pairs, note=args.note)
     print(TABLE.read_text())
     return 0 if result["variants"] else 1
 

@@ -50,13 +50,16 @@ def ssim(a, b, *, window: int = 7, sigma: float = 1.5) -> np.ndarray:
     window = min(window, x.shape[-1], x.shape[-2])
     coords = torch.arange(window, dtype=torch.float64) - (window - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    kernel = (g[:, None] * g[None, :]).expand(3, 1, window, window).contiguous()  # (3, 1, w, w)
-    blur = lambda t: F.conv2d(t, kernel, groups=3)  # noqa: E731  valid convolution
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
+    g = g / g.sum()  # (w,): the 2-D Gaussian window is g g^T, applied as two 1-D passes
+    c = x.shape[1]
+    maps = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5C, H, W): one pass blurs all five moments
+    rows = g.view(1, 1, 1, window).expand(5 * c, 1, 1, window).contiguous()  # (5C, 1, 1, w)
+    cols = g.view(1, 1, window, 1).expand(5 * c, 1, window, 1).contiguous()  # (5C, 1, w, 1)
+    moments = F.conv2d(F.conv2d(maps, rows, groups=5 * c), cols, groups=5 * c)  # valid convolution
+    mu_x, mu_y, xx, yy, xy = moments.split(c, dim=1)  # (B, C, H', W') each
+    var_x = xx - mu_x**2
+    var_y = yy - mu_y**2
+    cov = xy - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return s.flatten(1).mean(1).numpy()

@@ -112,6 +112,33 @@ def toy_setup():
     return path, root / "estimator"
 
 
+def toy_context() -> dict:
+    """toy_setup's file and estimator, opened: {"data", "est_dir", "ds", "est", "info"} (for module fixtures)."""
+    from regaze.data.dataset import open_dataset
+    from regaze.evaluation.estimator.store import load_estimator
+
+    data, est_dir = toy_setup()
+    est, info = load_estimator(est_dir, max_val_error_deg=TOY_MAX_VAL_ERROR_DEG)
+    return {"data": data, "est_dir": est_dir, "ds": open_dataset(data), "est": est, "info": info}
+
+
+def toy_evaluate(toy: dict, model, *, n_pairs: int = 16, **kw) -> dict:
+    """evaluate_model on the toy file's held-out pairs (few pairs: image_metrics.ssim, in float64, dominates the
+    evaluation time on the CPU)."""
+    from regaze.evaluation.protocol import evaluate_model
+
+    return evaluate_model(model, dataset=toy["ds"], estimator=toy["est"], estimator_info=toy["info"],
+                          n_pairs=n_pairs, seed=0, batch_size=n_pairs, renderer=toy_render, progress=False, **kw)
+
+
+def mean_of(result: dict, path: str) -> float:
+    """The mean of summary row `path` ("a/b/c") of an evaluation result."""
+    node = result["summary"]
+    for part in path.split("/"):
+        node = node[part]
+    return node["mean"]
+
+
 def train_and_save_toy_estimator(*, data: str, out: str) -> None:
     """Train the toy estimator on the toy file `data` and save it to the directory `out` (toy_setup's child)."""
     import torch

@@ -42,3 +42,29 @@ def test_crop_box_per_image():
     c = crop_box(a, boxes)
     assert c.shape == (2, 4, 6, 3)
     np.testing.assert_array_equal(c[1], a[1, 5:9, 5:11])
+
+
+def _ssim_2d_reference(a, b, *, window=7, sigma=1.5):
+    """SSIM with the 2-D window written out (the definition), to check the separable implementation."""
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(a).permute(0, 3, 1, 2).double() / 255.0
+    y = torch.from_numpy(b).permute(0, 3, 1, 2).double() / 255.0
+    coords = torch.arange(window, dtype=torch.float64) - (window - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    k = (g[:, None] * g[None, :]).expand(3, 1, window, window).contiguous()
+    blur = lambda t: F.conv2d(t, k, groups=3)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1).numpy()
+
+
+@pytest.mark.parametrize("size", [8, 16, 64])
+def test_separable_ssim_equals_the_2d_window(size):
+    a, b = _imgs(4, n=2, s=size), _imgs(5, n=2, s=size)
+    smooth = np.clip(a.astype(int) // 2 + b.astype(int) // 2, 0, 255).astype(np.uint8)
+    for other in (b, smooth):
+        np.testing.assert_allclose(ssim(a, other), _ssim_2d_reference(a, other), atol=1e-12)

@@ -7,14 +7,24 @@ import argparse
 EPILOG = """what it measures (eval.json holds every number and the pairs; eval.md the tables):
   redirection error   an independent estimator (`regaze estimator train`) reads the redirected image;
                       ST-ED protocol: vs the target label; GazeNeRF protocol: vs its reading of the real
-                      target image; beside: the estimator's floor on real targets and the copy-the-source level
+                      target image; gaze in the camera frame and head-relative (in head coordinates);
+                      beside: the estimator's floor on real targets and the copy-the-source level, and the
+                      same redirection with the model's own source-angle estimators (what `regaze redirect`
+                      does by default) with their error on the held-out sources
   disentanglement     gaze-only redirection -> change of estimated head, and the reverse
-  image quality       synthetic data: PSNR / SSIM / L1 (whole and eye region) to the exact target render
-  identity            cosine of the estimator's identity embedding, output vs source, with same- and
-                      different-subject references
+  reconstruction      redirection to the source's own angles
+  image quality       synthetic data: PSNR / SSIM / L1 (whole and eye region) to the exact target render,
+                      with the exact target blurred by sigma = 1 and 2 px as reference rows: a model counts
+                      as sharp only where it beats the 1 px row (PSNR rewards blur)
+  identity            cosine of the estimator's identity embedding to a gallery of the person, with three
+                      controls: the source itself (best), another subject at the same pose (clearly worse),
+                      the data set's mean face at the target pose (worse than the source)
   LPIPS / FID         only when `lpips` / `pytorch_fid` and their weights are already installed
+Every row scores the decoder's image (compose="decode"); the eye composite (the decoder's eyes pasted into
+the source, the default output of a gaze-only change) is scored in rows of its own.
 Pairs (source i, target j) are two images of one held-out subject (same session when the data has them),
-drawn with --seed: the same seed gives the same pairs, so runs compare pair by pair.
+drawn with --seed: the same seed gives the same pairs, so runs compare pair by pair. Gaze-only and head-only
+targets are drawn in head coordinates within the data's own eye-in-head range.
 --run also takes baseline:copy (the source unchanged) and baseline:oracle (synthetic data: the exact target).
 
 examples:

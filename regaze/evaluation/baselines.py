@@ -1,14 +1,17 @@
 """Reference "models" with the redirector's interface, for sanity checks and baseline rows.
 
-Both implement `redirect(images, gaze=None, head=None, source_gaze=None, source_head=None)
--> (images (B, 3, S, S) in [-1, 1], (gaze, head))` like `Redirector.redirect` (None keeps that angle):
+Both implement `redirect(images, gaze=None, head=None, source_gaze=None, source_head=None, compose="auto")
+-> (images (B, 3, S, S) in [-1, 1], {"gaze", "head": the source angles used})` like `Redirector.redirect`
+(None keeps that angle; `compose` is accepted and changes nothing: neither has a decoder):
 
 - `CopySource`: returns its input. Its redirection error is the distance between source and target poses
-  (the do-nothing level a model must beat); its reconstruction is perfect.
+  (the do-nothing level a model must beat); its reconstruction is perfect. It estimates no source angles
+  (None when none are given).
 - `SyntheticOracle`: on synthetic data, re-renders the source's stored identity and session parameters at
   the requested angles: the exact target, i.e. a perfect redirector. Its redirection error is the
   estimator's floor; any gap is the evaluation's own error. It recognises a source image by its bytes, so
-  it works only on unmodified images of the dataset it was built on.
+  it works only on unmodified images of the dataset it was built on; its "estimated" source angles are the
+  stored labels.
 """
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ class CopySource:
     """The do-nothing model: the output is the source image."""
 
     def redirect(self, images, *, gaze=None, head=None, source_gaze=None, source_head=None, compose="auto"):
-        return images, (source_gaze, source_head)
+        return images, {"gaze": source_gaze, "head": source_head}
 
 
 class SyntheticOracle:
@@ -86,9 +89,11 @@ class SyntheticOracle:
         except KeyError:
             raise RegazeError("SyntheticOracle was given an image that is not one of its dataset's images") from None
         n = len(rows)
-        g = _as_angles(gaze, source_gaze if source_gaze is not None else self.dataset.gaze[rows], n)
-        h = _as_angles(head, source_head if source_head is not None else self.dataset.head[rows], n)
+        g_src = _as_angles(source_gaze, self.dataset.gaze[rows], n)  # (B, 2) rad
+        h_src = _as_angles(source_head, self.dataset.head[rows], n)
+        g, h = _as_angles(gaze, g_src, n), _as_angles(head, h_src, n)
         out = self.renderer(identity=self.dataset.read_array("synth_identity", rows),
                             session=self.dataset.read_array("synth_session", rows), head=h, gaze=g,
                             size=self.dataset.size)
-        return _to_tensor(out).to(images.device), (torch.from_numpy(g).float(), torch.from_numpy(h).float())
+        return _to_tensor(out).to(images.device), {"gaze": torch.from_numpy(g_src).float(),
+                                                   "head": torch.from_numpy(h_src).float()}

@@ -4,18 +4,31 @@ A pair (source i, target j) is two different images of one held-out subject: the
 gaze and head (source angles = i's labels) and the result is compared with j. Pairs are drawn within a
 session (same light and background: synthetic sessions, ETH-XGaze frames) when the data has sessions with
 at least two images, else within a subject; `rule` records which. Each pair also gets an `other` image of a
-different held-out subject, the reference for the identity measure. Everything is a function of the
-dataset's labels and `seed`, and the indices are stored in eval.json, so runs are compared on the same pairs.
+different held-out subject, the nearest in pose to the target when the labels are given: the stranger control
+of the identity measure (identity_controls.py). Everything is a function of the dataset's labels and `seed`,
+and the indices are stored in eval.json, so runs are compared on the same pairs.
+
+Single-factor targets (`in_range_targets`). The full target is a real image's pose, so it is one the data
+contain. A gaze-only change keeps the source's head and a head-only change keeps its camera-frame gaze; taking
+the other image's gaze (or head) for them put the eye past the data's eye-in-head range in 61 % of those rows
+on the synthetic data, whose eyes stay within 35 deg of the face direction (issue 12). So those targets are drawn in
+head coordinates from the data's own labels, within its range (regaze/data/pose_range.py): a head-only
+source whose gaze no head of the data can keep in range is infeasible and left out of the head-only rows.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from regaze.data.pose_range import eye_range_deg, sample_gaze_for_head, sample_head_for_gaze
 from regaze.errors import RegazeError
+from regaze.geometry import pitchyaw_to_vector
 
-__all__ = ["held_out_indices", "sample_pairs", "HELD_OUT_SPLITS"]
+__all__ = ["held_out_indices", "sample_pairs", "in_range_targets", "pose_distance_deg", "HELD_OUT_SPLITS",
+           "GAZE_ONLY_MIN_CHANGE_DEG", "HEAD_ONLY_MIN_CHANGE_DEG"]
 
 HELD_OUT_SPLITS = ("auto", "test", "val", "all")
+GAZE_ONLY_MIN_CHANGE_DEG = 10.0  # a gaze-only target moves the gaze at least this far (the demo's figure)
+HEAD_ONLY_MIN_CHANGE_DEG = 15.0  # a head-only target moves the head at least this far
 
 
 def held_out_indices(dataset, *, split: str = "auto") -> tuple[np.ndarray, str]:
@@ -41,12 +54,52 @@ def held_out_indices(dataset, *, split: str = "auto") -> tuple[np.ndarray, str]:
                       f"subjects_val). Pass --split all if the whole file is held out from training.")
 
 
+def pose_distance_deg(*, gaze_a: np.ndarray, head_a: np.ndarray, gaze_b: np.ndarray, head_b: np.ndarray) -> np.ndarray:
+    """(n, 2), (n, 2), (m, 2), (m, 2) rad -> (n, m) degrees: gaze angle + head angle between every a and b."""
+    def angle(a, b):  # (n, 2), (m, 2) -> (n, m) degrees
+        va, vb = pitchyaw_to_vector(np.asarray(a, np.float64)), pitchyaw_to_vector(np.asarray(b, np.float64))
+        return np.degrees(np.arccos(np.clip(va @ vb.T, -1.0, 1.0)))
+
+    return angle(gaze_a, gaze_b) + angle(head_a, head_b)
+
+
+def _nearest_stranger(*, subject, gaze, head, candidates: np.ndarray, source: np.ndarray, target: np.ndarray,
+                      chunk: int = 64) -> np.ndarray:
+    """For each pair the image of `candidates` of another subject than the source's whose (gaze, head) labels
+    are nearest to the target's -> (n,) int64."""
+    other = np.empty(len(source), np.int64)
+    for start in range(0, len(source), chunk):
+        sl = slice(start, start + chunk)
+        d = pose_distance_deg(gaze_a=gaze[target[sl]], head_a=head[target[sl]], gaze_b=gaze[candidates],
+                              head_b=head[candidates])  # (c, m)
+        d[subject[candidates][None, :] == subject[source[sl]][:, None]] = np.inf
+        other[sl] = candidates[np.argmin(d, axis=1)]
+    return other
+
+
+def in_range_targets(*, gaze: np.ndarray, head: np.ndarray, source: np.ndarray, seed: int) -> dict:
+    """Gaze-only and head-only targets for the sources (n,) drawn in head coordinates within the data's
+    eye-in-head range (module docstring); gaze, head: (N, 2) rad labels of the whole dataset, the pool.
+    Returns {"gaze_only_gaze": (n, 2) rad (head kept), "gaze_only_feasible": (n,) bool, "head_only_head":
+    (n, 2) rad (camera-frame gaze kept), "head_only_feasible": (n,) bool, "eye_range_deg": float}."""
+    gaze, head = np.asarray(gaze, np.float64), np.asarray(head, np.float64)
+    limit = eye_range_deg(gaze=gaze, head=head)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x72616E67]))  # "rang"
+    g_new, g_ok = sample_gaze_for_head(head=head[source], gaze=gaze[source], pool_gaze=gaze, pool_head=head,
+                                       limit_deg=limit, min_change_deg=GAZE_ONLY_MIN_CHANGE_DEG, rng=rng)
+    h_new, h_ok = sample_head_for_gaze(gaze=gaze[source], head=head[source], pool_head=head, limit_deg=limit,
+                                       min_change_deg=HEAD_ONLY_MIN_CHANGE_DEG, rng=rng)
+    return {"gaze_only_gaze": g_new, "gaze_only_feasible": g_ok, "head_only_head": h_new,
+            "head_only_feasible": h_ok, "eye_range_deg": limit}
+
+
 def sample_pairs(*, subject: np.ndarray, session: np.ndarray | None, indices: np.ndarray, n_pairs: int,
-                 seed: int, rule: str = "auto") -> dict:
+                 seed: int, rule: str = "auto", gaze: np.ndarray | None = None, head: np.ndarray | None = None) -> dict:
     """Draw `n_pairs` (source, target) pairs among `indices` -> dict of int64 arrays and facts.
 
     subject, session: (N,) per-image ids of the whole dataset (session may be None).
     rule: "auto" (session when sessions give pairs, else subject), "session" or "subject".
+    gaze, head: (N, 2) rad labels; given, `other` is the stranger nearest in pose to the target, else random.
     Returns {"source": (n,), "target": (n,), "other": (n,) or None, "rule", "seed", "n_subjects"}.
     Sources are drawn without replacement while there are enough usable images.
     """
@@ -87,7 +140,10 @@ def sample_pairs(*, subject: np.ndarray, session: np.ndarray | None, indices: np
         target[k] = m[j] if m[j] != i else m[-1]  # uniform over the group without i
     subjects = np.unique(subject[idx])
     other = None
-    if len(subjects) >= 2:
+    if len(subjects) >= 2 and gaze is not None and head is not None:
+        other = _nearest_stranger(subject=subject, gaze=np.asarray(gaze), head=np.asarray(head), candidates=idx,
+                                  source=source, target=target)
+    elif len(subjects) >= 2:
         other = np.empty(n_pairs, np.int64)
         not_of = {int(s): idx[subject[idx] != s] for s in subjects}  # images of every other subject
         for k, i in enumerate(source):

@@ -25,7 +25,7 @@ import torch
 
 from regaze.image_metrics import crop_box, l1, psnr_db, ssim
 
-__all__ = ["eye_boxes", "probe_gaze", "full_and_eye_metrics", "optional_metrics", "EYE_BAND"]
+__all__ = ["eye_boxes", "probe_gaze", "whole_image_metrics", "full_and_eye_metrics", "optional_metrics", "EYE_BAND"]
 
 # (top, left, height, width) as fractions of the side: the eye band of an ETH-XGaze-normalized face
 # (eyes ~35 mm above the face centre, ~32 mm either side, 140 mm across the patch), generous for head turns.
@@ -62,10 +62,16 @@ def eye_boxes(render_a: np.ndarray, render_b: np.ndarray) -> tuple[np.ndarray, n
     return boxes, fallback
 
 
-def full_and_eye_metrics(output, target_u8: np.ndarray, boxes: np.ndarray) -> dict[str, np.ndarray]:
+def whole_image_metrics(output, target_u8: np.ndarray) -> dict[str, np.ndarray]:
     """PSNR (dB), SSIM, L1 of `output` (float (n, 3, S, S) in [-1, 1] or uint8 (n, S, S, 3)) against uint8
-    targets, whole image and inside per-image `boxes` (n, 4) -> {name: (n,)}."""
-    out = {"psnr_db": psnr_db(output, target_u8), "ssim": ssim(output, target_u8), "l1": l1(output, target_u8)}
+    targets (n, S, S, 3) over the whole image -> {name: (n,)}."""
+    return {"psnr_db": psnr_db(output, target_u8), "ssim": ssim(output, target_u8), "l1": l1(output, target_u8)}
+
+
+def full_and_eye_metrics(output, target_u8: np.ndarray, boxes: np.ndarray) -> dict[str, np.ndarray]:
+    """`whole_image_metrics` and the same inside per-image `boxes` (n, 4) (eye_psnr_db, eye_ssim, eye_l1)
+    -> {name: (n,)}."""
+    out = whole_image_metrics(output, target_u8)
     eye = {"eye_psnr_db": [], "eye_ssim": [], "eye_l1": []}
     for k, box in enumerate(boxes):
         a, b = crop_box(output[k:k + 1], box), crop_box(target_u8[k:k + 1], box)

@@ -4,7 +4,7 @@
     # -> writes runs/x/eval.json and runs/x/eval.md; returns the same dict
 
 `evaluate_model(model, ...)` is the same with any object that has `redirect(images, gaze=, head=,
-source_gaze=, source_head=)`, e.g. the baselines of regaze/evaluation/baselines.py, which `run` also names
+source_gaze=, source_head=, compose=)`, e.g. the baselines of regaze/evaluation/baselines.py, which `run` also names
 as "baseline:copy" and "baseline:oracle". The measurements are described in regaze/evaluation/redirection.py;
 the downstream experiment is regaze.evaluation.downstream.downstream_experiment.
 """
@@ -19,14 +19,16 @@ import numpy as np
 from regaze.errors import RegazeError
 from regaze.evaluation.estimator.store import DEFAULT_MAX_VAL_ERROR_DEG, load_estimator
 from regaze.evaluation.baselines import CopySource, SyntheticOracle
+from regaze.evaluation.blur_controls import sharpness
 from regaze.evaluation.identity import identity_summary
-from regaze.evaluation.eval_pairs import held_out_indices, sample_pairs
+from regaze.evaluation.eval_pairs import held_out_indices, in_range_targets, sample_pairs
 from regaze.evaluation.redirection import evaluate_pairs
-from regaze.evaluation.report import render_markdown, summarize, to_lists, write_json_atomic, write_text_atomic
+from regaze.evaluation.eval_markdown import render_markdown
+from regaze.evaluation.report import summarize, to_lists, write_json_atomic, write_text_atomic
 
 __all__ = ["evaluate_run", "evaluate_model", "load_model", "write_report", "BASELINES", "EVAL_FORMAT_VERSION"]
 
-EVAL_FORMAT_VERSION = 1
+EVAL_FORMAT_VERSION = 2  # 2: decoder-image rows, blur controls, identity controls, in-range targets (issue 12)
 BASELINES = ("baseline:copy", "baseline:oracle")
 
 
@@ -56,14 +58,15 @@ def evaluate_model(model, *, dataset, estimator, estimator_info: dict | None = N
                    held_out: tuple[np.ndarray, str] | None = None, batch_size: int = 32, device="cpu",
                    renderer=None, optional: bool = True, progress: bool = True) -> dict:
     """Evaluate `model` on seeded pairs of held-out subjects of `dataset` -> the result dict of eval.json
-    (keys: model, data, estimator, pairs, summary, identity, notices, timing, per_pair, ...)."""
+    (keys: model, data, estimator, pairs, summary, sharpness, identity, notices, timing, per_pair, ...)."""
     idx, split_used = held_out if held_out is not None else held_out_indices(dataset, split=split)
     pairs = sample_pairs(subject=dataset.subject, session=dataset.session, indices=idx, n_pairs=n_pairs,
-                         seed=seed, rule=pair_rule)
+                         seed=seed, rule=pair_rule, gaze=dataset.gaze, head=dataset.head)
+    pairs.update(in_range_targets(gaze=dataset.gaze, head=dataset.head, source=pairs["source"], seed=seed))
     raw = evaluate_pairs(model, dataset=dataset, estimator=estimator, pairs=pairs, batch_size=batch_size,
                          device=device, renderer=renderer, optional=optional, progress=progress)
     per_pair = raw["per_pair"]
-    ident = per_pair.get("identity", {})
+    summary = summarize(per_pair)
     est_info = dict(estimator_info or {"checkpoint": None, "val": None, "untrained": False, "flag": None})
     seen = set(est_info.get("train_subjects") or []) & {int(s) for s in np.unique(dataset.subject[idx])}
     seen = _same_people(dataset, seen, est_info.get("data"))
@@ -80,10 +83,15 @@ def evaluate_model(model, *, dataset, estimator, estimator_info: dict | None = N
         "estimator": {k: v for k, v in est_info.items() if k != "train_subjects"},
         "pairs": {"n": int(n_pairs), "seed": pairs["seed"], "rule": pairs["rule"], "n_subjects": pairs["n_subjects"],
                   "source": pairs["source"].tolist(), "target": pairs["target"].tolist(),
-                  "other": None if pairs["other"] is None else pairs["other"].tolist()},
-        "summary": summarize(per_pair),
-        "identity": identity_summary(output_vs_source=ident["output_vs_source"], same_subject=ident["same_subject"],
-                                     different_subject=ident.get("different_subject")),
+                  "other": None if pairs["other"] is None else pairs["other"].tolist(),
+                  "eye_range_deg": pairs["eye_range_deg"],
+                  "gaze_only_gaze": np.round(pairs["gaze_only_gaze"].astype(np.float64), 5).tolist(),
+                  "gaze_only_feasible": pairs["gaze_only_feasible"].tolist(),
+                  "head_only_head": np.round(pairs["head_only_head"].astype(np.float64), 5).tolist(),
+                  "head_only_feasible": pairs["head_only_feasible"].tolist()},
+        "summary": summary,
+        "sharpness": sharpness(summary),
+        "identity": identity_summary(per_pair.get("identity", {})),
         "render_check": raw["render_check"],
         "notices": notices,
         "timing": raw["timing"],
