@@ -246,18 +246,24 @@ def parse_overrides(pairs: list[str]) -> dict:
     return nested
 
 
-def read_config_file(path: str | Path) -> dict:
-    """A JSON file of TrainConfig fields (configs/*.json) -> dict. Keys that start with "_" are comments
-    ("_about": "...") and are dropped, at any depth."""
-    path = Path(path)
-    if not path.is_file():
-        raise RegazeError(f"config file not found: {path}")
+def read_json_object(path: Path) -> dict:
+    """An existing JSON file holding one object of TrainConfig fields -> dict; RegazeError otherwise."""
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise RegazeError(f"{path}: not valid JSON ({e})") from e
     if not isinstance(data, dict):
         raise RegazeError(f"{path}: expected a JSON object of TrainConfig fields, found {type(data).__name__}")
+    return data
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A JSON file of TrainConfig fields (configs/*.json) -> dict. Keys that start with "_" are comments
+    ("_about": "...") and are dropped, at any depth."""
+    path = Path(path)
+    if not path.is_file():
+        raise RegazeError(f"config file not found: {path}")
+    data = read_json_object(path)
 
     def uncommented(d: dict) -> dict:
         return {k: uncommented(v) if isinstance(v, dict) else v for k, v in d.items() if not k.startswith("_")}

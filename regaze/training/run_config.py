@@ -13,12 +13,11 @@ with. A layer that contradicts the checkpoint (another model, another method) is
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
-from regaze.config import TrainConfig, config_from_dict, deep_merge, merged_config_dict
+from regaze.config import TrainConfig, config_from_dict, deep_merge, merged_config_dict, read_json_object
 from regaze.errors import RegazeError
 
 __all__ = ["train_config", "saved_run_config"]
@@ -30,13 +29,7 @@ def saved_run_config(run_dir: str | os.PathLike) -> dict:
     if not path.is_file():
         raise RegazeError(f"--resume: {run_dir} holds no config.json, so it is not a regaze run directory "
                           f"(or the run never started); drop --resume to start a new run there")
-    try:
-        saved = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RegazeError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(saved, dict):
-        raise RegazeError(f"{path}: expected a JSON object of TrainConfig fields, found {type(saved).__name__}")
-    return saved
+    return read_json_object(path)
 
 
 def train_config(*, data: str | os.PathLike, out: str | os.PathLike, config_file: str | None = None,
