@@ -4,6 +4,7 @@ import os
 
 import h5py
 import numpy as np
+import pytest
 
 from regaze.data.synth import write_synthetic_dataset
 from regaze.demo.job import free_cores, renders_match
@@ -21,3 +22,14 @@ def test_renders_match_notices_a_file_from_another_renderer(tmp_path):
 def test_free_cores_is_between_one_and_the_core_count():
     n = free_cores(window_s=0.2)
     assert 1 <= n <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("args,message", [(["--minutes", "0"], "--minutes"), (["--minutes", "nan"], "--minutes"),
+                                          (["--subjects", "2"], "--subjects"), (["--per-subject", "1"], "--per-subject"),
+                                          (["--eval-pairs", "0"], "--eval-pairs")])
+def test_demo_refuses_bad_numbers_before_writing(tmp_path, capsys, args, message):
+    from regaze.cli import main as cli_main
+
+    out = tmp_path / "demo"
+    assert cli_main(["demo", "--out", str(out), *args]) == 1
+    assert message in capsys.readouterr().err and not out.exists()

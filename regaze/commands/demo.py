@@ -26,9 +26,18 @@ def add_arguments(parser) -> None:
 
 
 def run_from_args(args) -> int:
+    import math
     from pathlib import Path
 
     from regaze.demo.job import run_demo
+    from regaze.errors import RegazeError
+
+    if not (math.isfinite(args.minutes) and args.minutes > 0):
+        raise RegazeError(f"--minutes must be a positive number of minutes (the training budget); got {args.minutes}")
+    for flag, value, least in (("--subjects", args.subjects, 3), ("--per-subject", args.per_subject, 2),
+                               ("--eval-pairs", args.eval_pairs, 1)):
+        if value < least:  # 3 subjects: one each for the train, validation and test splits
+            raise RegazeError(f"{flag} must be >= {least}; got {value}")
 
     run_demo(out=Path(args.out), minutes=args.minutes, subjects=args.subjects, per_subject=args.per_subject,
              eval_pairs=args.eval_pairs, seed=args.seed, fresh=args.fresh)
