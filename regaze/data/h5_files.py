@@ -13,7 +13,8 @@ import numpy as np
 from regaze.errors import RegazeError
 from regaze.geometry import MAX_PITCH_RAD, MAX_YAW_RAD
 
-__all__ = ["ImageBlock", "open_h5", "read_attrs", "check_image_array", "check_angles", "check_ids", "require_key"]
+__all__ = ["ImageBlock", "open_h5", "read_attrs", "check_image_array", "check_angles", "check_ids", "require_key",
+           "read_pose_labels"]
 
 _ANGLE_TOL_RAD = 1e-6  # float32(pi/2) is a hair above pi/2
 
@@ -124,3 +125,11 @@ def require_key(group, key: str, *, path: Path, where: str = "") -> h5py.Dataset
         found = sorted(group.keys())
         raise RegazeError(f"{path}: missing key '{where}{key}'; found keys {found}")
     return group[key]
+
+
+def read_pose_labels(f, *, path: Path, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ETH-XGaze-named labels of an open file: `face_head_pose` (required) and `face_gaze` (optional)
+    -> head (n, 2), gaze (n, 2) or None, float32 radians, validated."""
+    head = check_angles(require_key(f, "face_head_pose", path=path)[()], path=path, key="face_head_pose", n=n)
+    gaze = check_angles(f["face_gaze"][()], path=path, key="face_gaze", n=n) if "face_gaze" in f else None
+    return head, gaze

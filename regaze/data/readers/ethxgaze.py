@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from regaze.data.h5_files import ImageBlock, check_angles, check_ids, check_image_array, open_h5, require_key
+from regaze.data.h5_files import ImageBlock, check_ids, check_image_array, open_h5, read_pose_labels, require_key
 from regaze.data.readers.cameras import camera_attrs
 from regaze.errors import RegazeError
 
@@ -55,10 +55,7 @@ def _read_subject(file: Path, *, size: int | None) -> dict:
         n = images.shape[0]
         if n == 0:
             raise RegazeError(f"{file}: empty subject: '{IMAGE_KEY}' holds 0 images; expected at least 1")
-        head = check_angles(require_key(f, "face_head_pose", path=file)[()], path=file, key="face_head_pose", n=n)
-        gaze = None
-        if "face_gaze" in f:
-            gaze = check_angles(f["face_gaze"][()], path=file, key="face_gaze", n=n)
+        head, gaze = read_pose_labels(f, path=file, n=n)
         frame = None
         if "frame_index" in f:
             frame = check_ids(f["frame_index"][()], path=file, key="frame_index", n=n)

@@ -18,7 +18,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from regaze.data.h5_files import ImageBlock, check_angles, check_ids, check_image_array, open_h5, read_attrs, require_key
+from regaze.data.h5_files import (ImageBlock, check_ids, check_image_array, open_h5, read_attrs, read_pose_labels,
+                                   require_key)
 from regaze.data.readers.cameras import regaze_camera_attrs
 from regaze.data.writer import LAYOUT_VERSION
 from regaze.errors import RegazeError
@@ -60,10 +61,7 @@ def read_regaze(path) -> dict:
         n = images.shape[0]
         if n == 0:
             raise RegazeError(f"{path}: '{IMAGE_KEY}' holds 0 images; expected at least 1")
-        head = check_angles(require_key(f, "face_head_pose", path=path)[()], path=path, key="face_head_pose", n=n)
-        gaze = None
-        if "face_gaze" in f:
-            gaze = check_angles(f["face_gaze"][()], path=path, key="face_gaze", n=n)
+        head, gaze = read_pose_labels(f, path=path, n=n)
         subject = check_ids(require_key(f, "subject", path=path)[()], path=path, key="subject", n=n)
         session = None
         if "session" in f:
