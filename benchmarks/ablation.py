@@ -1,10 +1,14 @@
-"""The ablation of issue 6: the full method against the same training without cross swap, without identity
-swap and without the orthogonality loss — same data, same step budget, same seeded evaluation pairs, same
-independent estimator. Writes benchmarks/results/ablation.json and benchmarks/ablation.md.
+"""Two studies, each variant against the same training with one thing changed — same data, an equal budget,
+the same seeded evaluation pairs, the same independent estimator:
+- `--study patent` (issue 6): the full method against no cross swap, no identity swap, no orthogonality loss;
+- `--study levers` (issue 13): the demo recipe against the quality levers (warping decoder, full-resolution
+  stage, latent consistency, the training-time estimator's redirection loss, GAN after a warm-up).
+Writes benchmarks/results/ablation.json (patent) or levers.json, and benchmarks/ablation.md with both tables.
 
     python -m benchmarks.ablation --data runs/demo/synth64.h5 --estimator runs/estimator64 --cpu-minutes 4 --seeds 0 1 2
     python -m benchmarks.ablation ... --variants full no_ort      # train + evaluate some (e.g. one per core)
     python -m benchmarks.ablation ... --report-only               # the table from the runs present
+    python -m benchmarks.ablation --study levers --root runs/levers --guide runs/guide64 --cpu-minutes 4 --seeds 0 1
 
 Each variant and seed trains into RUN_ROOT/NAME/seed_S (resumed if it stopped early) with the demo's 64-px
 recipe plus the variant's switch, for an equal budget: `--cpu-minutes M` stops each run after M minutes of
@@ -24,7 +28,8 @@ from pathlib import Path
 from benchmarks.machine import describe
 from benchmarks.result_file import write_result
 
-RESULTS = Path(__file__).parent / "results" / "ablation.json"
+RESULTS = {"patent": Path(__file__).parent / "results" / "ablation.json",
+           "levers": Path(__file__).parent / "results" / "levers.json"}
 TABLE = Path(__file__).parent / "ablation.md"
 VARIANTS = {  # name -> (TrainConfig overrides, what it removes)
     "full": ({}, "the method: cross swap, identity swap, L_ort"),
@@ -33,6 +38,33 @@ VARIANTS = {  # name -> (TrainConfig overrides, what it removes)
     "no_identity_swap": ({"identity_swap": False}, "Z_id not exchanged within the pair (claim 6 off)"),
     "no_ort": ({"loss": {"ort": 0.0}}, "λ5 = 0 (no orthogonality loss)"),
 }
+# The base of both studies: the demo's 64 px CPU recipe as it was before issue 13 (the patent's pure decoder),
+# kept here so the tables stay reproducible when the demo's recipe changes.
+BASE_RECIPE = {
+    "model": {"image_size": 64},
+    "loss": {"gen": 0.0, "rec_eye": 20.0},
+    "batch_size": 8,
+    "lr_g": 5e-4,
+    "val_every": 500,
+    "ckpt_every": 500,
+    "log_every": 50,
+    "max_steps": 100000,
+}
+WARP = {"model": {"decoder_mode": "warp"}}
+GUIDE = {"loss": {"guide": 0.2, "guide_random": 0.2}}  # guide_estimator: --guide
+LEVERS = {  # name -> (TrainConfig overrides, what it changes); each against "recipe" at the same CPU budget
+    "recipe": ({}, "the demo recipe before issue 13 (the patent's pure decoder)"),
+    "warp": (WARP, "warping decoder (flow + blend mask over the image whose identity it decodes)"),
+    "warp_full_res": ({"model": {"decoder_mode": "warp", "decoder_full_res": 16}}, "warp + a 16-channel stage at full resolution"),
+    "warp_latent": ({**WARP, "loss": {"latent": 0.1}}, "warp + latent consistency (λ 0.1)"),
+    "warp_guide": ({**WARP, **GUIDE}, "warp + training-time estimator loss on pairs and random targets (λ 0.2 each)"),
+    "pure_guide": (GUIDE, "the pure decoder + the training-time estimator loss (λ 0.2 each)"),
+    "warp_latent_guide": ({**WARP, "loss": {"latent": 0.1, "guide": 0.05, "guide_random": 0.05}},
+                          "warp + latent consistency (λ 0.1) + the training-time estimator loss at λ 0.05 each"),
+    "warp_gan": ({**WARP, "loss": {"gen": 0.05}, "gan_start_step": 300}, "warp + GAN (λ2 0.05) after 300 warm-up steps"),
+}
+STUDIES = {"patent": (VARIANTS, "Ablation of the patent's parts (issue 6)", "what it removes"),
+           "levers": (LEVERS, "Quality levers (issue 13)", "what it changes")}
 # (label, path in eval.json, unit, better). Every model column scores the decoder's image; the eye composite
 # (the decoder's eyes pasted into the source, the default output of a gaze-only change) has its own column.
 COLUMNS = [
@@ -68,19 +100,23 @@ def _blur_row(ev: dict, control: str) -> dict:
 
 
 def run_variant(name: str, *, data: Path, estimator: Path, root: Path, steps: int, cpu_minutes: float, seed: int,
-                pairs: int, threads: int, evaluate: bool = True) -> dict | None:
+                pairs: int, threads: int, evaluate: bool = True, study: str = "patent", guide: Path | None = None) -> dict | None:
     import time
 
     import regaze.training.loop as loop
     from regaze.config import TrainConfig, config_from_dict
-    from regaze.demo.job import DEMO_TRAIN
     from regaze.evaluation.protocol import EVAL_FORMAT_VERSION, evaluate_run
 
-    overrides, _ = VARIANTS[name]
-    merged = json.loads(json.dumps(DEMO_TRAIN))
+    overrides, _ = STUDIES[study][0][name]
+    merged = json.loads(json.dumps(BASE_RECIPE))
     for key, value in overrides.items():
         merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
     budget = {"max_steps": 10**7, "max_minutes": cpu_minutes} if cpu_minutes else {"max_steps": steps, "max_minutes": 0}
+    uses_guide = bool(merged.get("loss", {}).get("guide") or merged.get("loss", {}).get("guide_random"))
+    if uses_guide:
+        if guide is None:
+            raise SystemExit(f"variant {name} needs --guide DIR (a training-time estimator trained on {data}'s training subjects)")
+        merged["guide_estimator"] = str(guide)
     cfg = config_from_dict(TrainConfig, {**merged, **budget, "threads": threads, "seed": seed})
     out = root / name / f"seed_{seed}"
     ev = json.loads((out / "eval.json").read_text()) if (out / "eval.json").exists() else {}
@@ -92,7 +128,12 @@ def run_variant(name: str, *, data: Path, estimator: Path, root: Path, steps: in
             what = f"{cpu_minutes:g} CPU minutes" if cpu_minutes else f"{steps} steps"
             print(f"[ablation] {name} seed {seed}: training {what} -> {out}", file=sys.stderr)
             loop.clock = time.process_time if cpu_minutes else time.monotonic  # the budget is this process's CPU time
-            loop.train(cfg, data=data, out=out, resume=resume)
+            guide_model = None
+            if uses_guide:
+                from regaze.evaluation.estimator.store import load_guide_estimator
+
+                guide_model, _ = load_guide_estimator(guide, data=data, image_size=cfg.model.image_size)
+            loop.train(cfg, data=data, out=out, resume=resume, guide=guide_model)
         if not evaluate:
             return None
         evaluate_run(run=out, data=data, estimator=estimator, n_pairs=pairs, which="latest", progress=True)
@@ -114,9 +155,9 @@ def _mean_std(values: list) -> dict | None:
 
 
 def report(*, root: Path, steps: int, cpu_minutes: float, seeds: list[int], data: Path, estimator: Path, pairs: int,
-           note: str = "") -> dict:
+           note: str = "", study: str = "patent") -> dict:
     rows, references = {}, {}
-    for name in VARIANTS:
+    for name in STUDIES[study][0]:
         runs = []
         for seed in seeds:
             path = root / name / f"seed_{seed}" / "eval.json"
@@ -139,28 +180,40 @@ def report(*, root: Path, steps: int, cpu_minutes: float, seeds: list[int], data
                           "floor_gaze_deg": runs[0]["floor_gaze_deg"], "floor_head_deg": runs[0]["floor_head_deg"],
                           "runs": runs}
     budget = f"{cpu_minutes:g} CPU minutes (process time, 1 thread)" if cpu_minutes else f"{steps} steps"
-    result = {"benchmark": "ablation", "data": str(data), "estimator": str(estimator), "budget": budget,
-              "seeds": seeds, "pairs": pairs, "recipe": "regaze.demo.job.DEMO_TRAIN + the variant's switch",
+    result = {"benchmark": "ablation", "study": study, "data": str(data), "estimator": str(estimator), "budget": budget,
+              "seeds": seeds, "pairs": pairs, "recipe": "benchmarks.ablation.BASE_RECIPE (the demo recipe before issue 13) + the variant's switch",
               "machine": describe(), "variants": rows, "references": references, "note": note}
-    write_result(RESULTS, result)
-    TABLE.write_text(render_markdown(result))
+    write_result(RESULTS[study], result)
+    write_tables()
     return result
+
+
+def write_tables() -> None:
+    """benchmarks/ablation.md: the table of every study whose results file exists."""
+    parts = []
+    for study in STUDIES:
+        if RESULTS[study].exists():
+            result = json.loads(RESULTS[study].read_text())
+            parts.append(render_markdown({"study": study, **result}))
+    TABLE.write_text("\n".join(parts))
 
 
 def render_markdown(result: dict) -> str:
     machine = result["machine"]
-    head = "| variant | what it removes | " + " | ".join(f"{c[0]} ({c[2]}, {c[3]})" if c[2] else f"{c[0]} ({c[3]})" for c in COLUMNS) + " |"
+    variants, title, change = STUDIES[result.get("study", "patent")]
+    head = f"| variant | {change} | " + " | ".join(f"{c[0]} ({c[2]}, {c[3]})" if c[2] else f"{c[0]} ({c[3]})" for c in COLUMNS) + " |"
     # every model column scores the decoder's image (compose="decode"); the eye composite has its own column
     lines = [
-        "# Ablation (issue 6)", "",
-        f"Each variant: {result['budget']} of `regaze.demo.job.DEMO_TRAIN` (64 px, batch 8) on "
+        f"# {title}", "",
+        f"Each variant: {result['budget']} of `benchmarks.ablation.BASE_RECIPE` (the demo's recipe before issue 13: 64 px, "
+        f"batch 8, pure decoder, no GAN) plus the variant's switch on "
         f"`{result['data']}` per seed (seeds {', '.join(map(str, result['seeds']))}; mean ± std over them), then "
         f"`regaze evaluate` of the last checkpoint on {result['pairs']} seeded pairs of held-out subjects with the "
         f"estimator `{result['estimator']}`. Every model column scores the decoder's image (compose=\"decode\"); the "
         f"eye composite has its own columns. Machine: {machine.get('cpu')} ({machine.get('cpu_count')} cores), "
         f"torch {machine.get('torch')}, no GPU.", "",
-        "Reproduce: `python -m benchmarks.ablation --data DATA --estimator EST --cpu-minutes M --seeds 0 1 2` "
-        "(see the module docstring).", "",
+        f"Reproduce: `python -m benchmarks.ablation --study {result.get('study', 'patent')} --data DATA --estimator EST "
+        "--cpu-minutes M --seeds ...` (see the module docstring).", "",
         head, "|" + "---|" * (len(COLUMNS) + 2),
     ]
     cell = lambda label, v: "—" if v is None else f"{v:.3f}" if label.startswith("identity") else f"{v:.2f}"  # noqa: E731
@@ -172,7 +225,7 @@ def render_markdown(result: dict) -> str:
 
     for name, row in result["variants"].items():
         cells = [stat(c[0], row.get(c[0])) for c in COLUMNS]
-        lines.append(f"| {name} | {VARIANTS[name][1]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {variants[name][1]} | " + " | ".join(cells) + " |")
     for control, ref in (result.get("references") or {}).items():
         sigma = control.removeprefix("blur_sigma_").removesuffix("px")
         cells = [cell(c[0], ref.get(c[0])) if c[0] in IMAGE_COLUMNS else "" for c in COLUMNS]
@@ -194,7 +247,7 @@ def render_markdown(result: dict) -> str:
             lines += ["", f"Estimator floor on the real targets (the best any model can score): gaze {g:.2f}°, head {h:.2f}°."]
     if result.get("note"):
         lines += ["", f"Note: {result['note']}"]
-    missing = [n for n in VARIANTS if n not in result["variants"]]
+    missing = [n for n in variants if n not in result["variants"]]
     if missing:
         lines += ["", f"Not run yet: {', '.join(missing)}."]
     return "\n".join(lines) + "\n"
@@ -210,21 +263,31 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per variant (default 0)")
     parser.add_argument("--pairs", type=int, default=300, help="evaluation pairs (default 300)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1: one variant per core)")
-    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), help="train + evaluate only these")
+    parser.add_argument("--study", choices=sorted(STUDIES), default="patent",
+                        help="patent: the patent's parts (issue 6); levers: issue 13's quality levers (default patent)")
+    parser.add_argument("--guide", type=Path, help="training-time estimator for the levers that use loss.guide "
+                                                   "(`regaze estimator train` on --data; never --estimator)")
+    parser.add_argument("--variants", nargs="+", choices=sorted({*VARIANTS, *LEVERS}), help="train + evaluate only these")
     parser.add_argument("--report-only", action="store_true", help="only collect the table from the runs present")
     parser.add_argument("--train-only", action="store_true", help="train the variants, evaluate later")
     parser.add_argument("--note", default="", help="a remark printed under the table (conditions of the run)")
     args = parser.parse_args(argv)
+    variants = STUDIES[args.study][0]
+    unknown = sorted(set(args.variants or []) - set(variants))
+    if unknown:
+        parser.error(f"--variants {unknown} are not in the {args.study!r} study: {sorted(variants)}")
+    if args.guide is not None and args.guide.resolve() == args.estimator.resolve():
+        parser.error("--guide must not be the evaluation --estimator: the evaluation estimator never enters a loss")
     if not args.report_only:
         for seed in args.seeds:
-            for name in args.variants or list(VARIANTS):
+            for name in args.variants or list(variants):
                 run_variant(name, data=args.data, estimator=args.estimator, root=args.root, steps=args.steps,
                             cpu_minutes=args.cpu_minutes, seed=seed, pairs=args.pairs, threads=args.threads,
-                            evaluate=not args.train_only)
+                            evaluate=not args.train_only, study=args.study, guide=args.guide)
         if args.train_only:
             return 0
     result = report(root=args.root, steps=args.steps, cpu_minutes=args.cpu_minutes, seeds=args.seeds, data=args.data,
-                    estimator=args.estimator, pairs=args.pairs, note=args.note)
+                    estimator=args.estimator, pairs=args.pairs, note=args.note, study=args.study)
     print(TABLE.read_text())
     return 0 if result["variants"] else 1
 

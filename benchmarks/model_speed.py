@@ -52,7 +52,7 @@ def _train_step_fn(cfg: ModelConfig, *, batch_size: int):
         gaze_sel, head_sel = cas.choose_target(b, mode="random", generator=gen)
         fba = cas.rotate_features(fb, source_gaze=angles[b:, :2], source_head=angles[b:, 2:],
                                   target_gaze=angles[:b, :2], target_head=angles[:b, 2:], gaze_sel=gaze_sel, head_sel=head_sel)
-        out = g.decode(cas.swap(into=fa, from_=fba, gaze_sel=gaze_sel, head_sel=head_sel))  # (B, 3, S, S)
+        out = g.decode(cas.swap(into=fa, from_=fba, gaze_sel=gaze_sel, head_sel=head_sel), base=x[b:], base_feats=fb)  # (B, 3, S, S)
         logits = d(out)
         z_gh = torch.cat([feats.z_gaze, feats.z_head], dim=1)  # (2B, 2K, 3)
         loss = (
@@ -77,7 +77,7 @@ def _infer_fn(cfg: ModelConfig, *, batch_size: int):
 
     def step():
         with torch.no_grad():
-            g.decode(g.encode(x))
+            g(x)
 
     return step
 

@@ -100,6 +100,10 @@ class ModelConfig:
     decoder_blocks: tuple[int, ...] = (1, 1, 1)  # the same for the decoder; levels past the tuple get none
     flat_channels: int = 32  # 1x1-conv width before flattening the grid into the FC layers of IAD / decoder
     norm: str = "none"  # generator normalisation: "none" or "group" (never batch norm)
+    # "pure": the patent's decoder (everything through Z); "warp": it also predicts a flow and a blend mask and
+    # warps the image whose identity it decodes (regaze/model/decoder.py; issue 13's lever 3)
+    decoder_mode: str = "pure"
+    decoder_full_res: int = 0  # channels of a 3x3 conv stage at the image's own resolution before RGB; 0 = none
     z_norm: str = "rms"  # "rms": scale each Z block (per sample, over all its elements) to unit RMS; "none"
     estimator_hidden: int = 128  # hidden width of the auxiliary gaze / head estimators (FC on Z_g, Z_h)
     disc_channel_base: int = 2048  # discriminator width at resolution r: min(disc_channel_max, base // r)
@@ -114,6 +118,10 @@ class ModelConfig:
             raise RegazeError(f"model.k must be >= 1, got {self.k}")
         if self.norm not in ("none", "group"):
             raise RegazeError(f"model.norm must be 'none' or 'group', got {self.norm!r}")
+        if self.decoder_mode not in ("pure", "warp"):
+            raise RegazeError(f"model.decoder_mode must be 'pure' or 'warp', got {self.decoder_mode!r}")
+        if self.decoder_full_res < 0:
+            raise RegazeError(f"model.decoder_full_res must be >= 0 (0 = no full-resolution stage), got {self.decoder_full_res}")
         if self.z_norm not in ("rms", "none"):
             raise RegazeError(f"model.z_norm must be 'rms' or 'none', got {self.z_norm!r}")
         for name in ("channel_base", "channel_max", "flat_channels", "estimator_hidden", "disc_channel_base", "disc_channel_max", "disc_layers"):
@@ -155,6 +163,10 @@ class LossWeights:
     label: float = 0.5  # λ4, angular label loss of the auxiliary estimators (radians)
     ort: float = 0.1  # λ5, orthogonality of Z_id, Z_g, Z_h
     rec_eye: float = 1.0  # weight of the eye regions inside L_R (regaze/eye_regions.py); 1 = the patent's plain L1
+    # Not in the patent (issue 13's levers; training/losses.py has the formulas):
+    latent: float = 0.0  # latent consistency: R^{ab} Z^a ~ Z^b, Z_id^a ~ Z_id^b, E(R^{ab} Z^a) ~ angles of b
+    guide: float = 0.0  # redirection loss: a frozen training-time estimator reads X_a^T, X_b^T (radians)
+    guide_random: float = 0.0  # ... and redirections of X_a to random in-range targets of the training labels
 
 
 @dataclass
@@ -185,6 +197,10 @@ class TrainConfig:
     cross_swap: bool = True  # claim 5: swap the rotated target feature across the pair
     identity_swap: bool = True  # claim 6: swap Z_id across the pair
     target: str = "random"  # claim 4: random | gaze | head | both
+    # the frozen training-time estimator of loss.guide / loss.guide_random: an `regaze estimator train` directory
+    # trained on this data's training subjects only; never the evaluation estimator. "" = none
+    guide_estimator: str = ""
+    gan_start_step: int = 0  # the D step and L_gen begin at this step (a warm-up on the other losses); 0 = from the start
     # optimisation
     batch_size: int = 16  # pairs per process
     lr_g: float = 2e-4
@@ -219,6 +235,11 @@ class TrainConfig:
             raise RegazeError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.val_redirect_pairs < 0:
             raise RegazeError(f"val_redirect_pairs must be >= 0 (0 = best.pt by reconstruction PSNR), got {self.val_redirect_pairs}")
+        if (self.loss.guide or self.loss.guide_random) and not self.guide_estimator:
+            raise RegazeError("loss.guide / loss.guide_random need guide_estimator=DIR (a `regaze estimator train` "
+                              "directory trained on this data's training subjects)")
+        if self.gan_start_step < 0:
+            raise RegazeError(f"gan_start_step must be >= 0, got {self.gan_start_step}")
         if not self.loss.rec and not self.loss.gen:
             raise RegazeError("loss.rec and loss.gen are both 0: no loss reaches the decoder; keep at least one")
 

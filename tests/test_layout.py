@@ -11,7 +11,7 @@ from regaze.cli import COMMANDS, build_parser
 
 PACKAGE = Path(__file__).resolve().parents[1] / "regaze"
 LEAVES = {"regaze", "regaze.geometry", "regaze.config", "regaze.errors", "regaze.checkpoint", "regaze.dist",
-          "regaze.image_metrics", "regaze.image_io"}
+          "regaze.image_metrics", "regaze.image_io", "regaze.image_plot"}
 # role -> roles it may import (besides itself)
 MAY_IMPORT = {
     "leaves": set(),

@@ -23,9 +23,9 @@ def _recording_pair_forward(*, cross_swap: bool, identity_swap: bool):
         seen["encoded"] = encode(x)
         return seen["encoded"]
 
-    def recording_decode(feats):
+    def recording_decode(feats, **base):
         seen["decoded"] = feats
-        return decode(feats)
+        return decode(feats, **base)
 
     g.encode, g.decode = recording_encode, recording_decode
     return PairForward(g, cross_swap=cross_swap, identity_swap=identity_swap), seen

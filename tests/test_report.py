@@ -71,8 +71,8 @@ def test_the_exact_target_is_sharp_and_the_report_says_which_rows_are(synth64, t
     save_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt",
                     {"ema": Redirector(cfg).state_dict(), "config": {"model": cfg.to_dict()}, "step": 1})
     report = write_demo_report(run=tmp_path / "run", data=synth64, out=tmp_path / "report.html", pairs=8)
-    assert set(report["figures"]) == {"head", "gaze", "gaze_decoder"}
+    assert set(report["figures"]) == {"head", "gaze", "gaze_decoder", "both"}
     assert not any(f["sharp"] for f in report["figures"].values())  # random weights are sharp nowhere
-    assert all("NOT sharp" in line for line in report["lines"][:3]) and "sharp only where" in report["lines"][3]
+    assert all("NOT sharp" in line for line in report["lines"][:4]) and "sharp only where" in report["lines"][4]
     page = (tmp_path / "report.html").read_text()
     assert "exact target blurred 1 px (dB)" in page and "gaze-only, decoder image" in page

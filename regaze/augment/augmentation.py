@@ -30,7 +30,7 @@ source_gaze / source_head (N, 2) (the source's labels), synth_identity / synth_s
 (so the exact targets of synthetic data can be rendered), and with an estimator estimated_gaze /
 estimated_head (N, 2) rad and residual_gaze_deg / residual_head_deg (N,). Attributes: the input's split
 attributes and framing (camera_focal_px, camera_distance_mm, camera_framing), source_file, checkpoint,
-checkpoint_sha256, checkpoint_step, augment_params (JSON: targets, ranges, eye range, estimator, ...),
+checkpoint_sha256, checkpoint_step, model ("run", or "reference" for the shipped model), augment_params (JSON: targets, ranges, eye range, estimator, ...),
 augment_fingerprint, and the counts augment_planned_images, augment_left_out_of_range,
 augment_left_out_residual.
 """
@@ -98,7 +98,7 @@ def augment(*, run, data, out, per_image: int = 4, targets: str = "kde", change:
     "images" = images written, "planned", "left_out_of_range", "left_out_residual").
     """
     from regaze.data.dataset import open_dataset
-    from regaze.model.pretrained import find_checkpoint, load_redirector
+    from regaze.model.pretrained import find_checkpoint, is_reference, load_redirector
 
     if per_image < 1 or batch_size < 1 or chunk_size < 1:
         raise RegazeError(f"per-image, batch-size and chunk-size must be >= 1; got {per_image}, {batch_size}, {chunk_size}")
@@ -174,6 +174,7 @@ def augment(*, run, data, out, per_image: int = 4, targets: str = "kde", change:
     attrs.update({"source_file": os.fspath(data.resolve()), "source_layout": ds.layout, "source_images": len(ds),
                   "checkpoint": os.fspath(Path(ckpt).resolve()), "checkpoint_sha256": ckpt_sha,
                   "checkpoint_step": ckpt_info["step"], "augment_params": json.dumps(params),
+                  "model": "reference (trained on synthetic faces)" if is_reference(ckpt) else "run",
                   "change_mode_legend": CHANGE_MODE_LEGEND, FINGERPRINT_ATTR: fingerprint})
     summary = {"out": None, "images": None, "planned": plan.total_items, "chunks": plan.n_chunks, "rank": info.rank,
                "world_size": info.world_size}

@@ -114,12 +114,14 @@ def redirect_files(paths, *, run, out_dir, gaze_rad=None, head_rad=None, source_
                    sweep: bool = False, sweep_max_deg: float = 30.0, sweep_steps: int = 5, which: str = "best",
                    device: str = "auto", batch_size: int = 32, compose: str = "auto", log=None) -> list[dict]:
     """Redirect image files to `gaze_rad` / `head_rad` ((2,) radians; None keeps that factor) and/or write
-    sweep grids; see the module docstring. Returns one record per input (also written to OUT_DIR/redirect.json)."""
+    sweep grids; see the module docstring. `run`: a run directory or checkpoint (commands pick it with
+    regaze.model.pretrained.resolve_run). Returns one record per input (also written to OUT_DIR/redirect.json,
+    whose "model" says "reference" for the shipped reference model, else "run")."""
     from regaze.augment.augmentation import check_device
     from regaze.checkpoint import file_sha256
     from regaze.dist import pick_device
     from regaze.image_io import save_png, tile
-    from regaze.model.pretrained import find_checkpoint, load_redirector
+    from regaze.model.pretrained import find_checkpoint, is_reference, load_redirector
 
     paths = [Path(p) for p in paths]
     if not paths:
@@ -181,7 +183,8 @@ def redirect_files(paths, *, run, out_dir, gaze_rad=None, head_rad=None, source_
             rec["sweep"] = os.fspath(out_dir / f"{stem}_sweep.png")
             save_png(rec["sweep"], grids[i])
         records.append(rec)
-    summary = {"checkpoint": os.fspath(ckpt), "checkpoint_sha256": file_sha256(ckpt), "checkpoint_step": info["step"],
+    summary = {"model": "reference" if is_reference(ckpt) else "run",  # the shipped reference model, or a training run
+               "checkpoint": os.fspath(ckpt), "checkpoint_sha256": file_sha256(ckpt), "checkpoint_step": info["step"],
                "image_size": size, "sweep_deg": list(np.linspace(-sweep_max_deg, sweep_max_deg, sweep_steps)) if sweep else None,
                "sweep_rows": [f"{f} {'yaw' if c else 'pitch'}" for f, c in SWEEP_ROWS] if sweep else None,
                "images": records}

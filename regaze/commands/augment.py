@@ -7,6 +7,7 @@ import argparse
 
 EPILOG = """examples:
   regaze augment --run runs/r64 --data data/synth64.h5 --out data/synth64_aug.h5 --per-image 4
+  regaze augment --data data/synth64.h5 --out data/synth64_ref.h5 --per-image 4     # the shipped reference model
   regaze augment --run runs/x128 --data xgaze128.h5 --out aug.h5 --per-image 8 --targets uniform \\
                  --gaze-range 40,50 --head-range 30,45 --change gaze --include-source
   regaze augment --run runs/r64 --data synth64.h5 --out grid.h5 --targets grid --change head --per-image 9
@@ -41,12 +42,19 @@ finished chunks live in OUT.parts/ until the final merge, and OUT appears only w
 same command on a complete OUT does nothing; other arguments need --force. The same --seed gives the same
 file whatever the number of processes (the targets of a sample depend only on the seed and its source).
 The images must already be at the model's size (convert with `regaze data convert --size`).
+
+model: --run RUN_DIR (or a checkpoint .pt) when given; else the reference model shipped with regaze
+(regaze/reference/synth64/reference.pt, 64 px, trained on synthetic faces only: for real data train your
+own with `regaze train`); else runs/demo/run (`make demo`) in the working directory. A notice on stderr says
+which; the output's checkpoint and checkpoint_sha256 attributes record the file used.
 """
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--run", "--run-dir", dest="run", required=True,
-                        help="training run directory (or a checkpoint .pt file); spell it --run-dir under torchrun")
+    parser.add_argument("--run", "--run-dir", dest="run", default=None,
+                        help="training run directory (or a checkpoint .pt file); spell it --run-dir under torchrun "
+                             "(default: the shipped reference model, trained on synthetic faces; without one, "
+                             "runs/demo/run from `make demo`)")
     parser.add_argument("--which", choices=("best", "latest"), default="best",
                         help="checkpoint of the run directory to use (default best)")
     parser.add_argument("--data", required=True, help="labelled input dataset (regaze, ETH-XGaze or ST-ED/FAZE layout)")
@@ -121,20 +129,27 @@ def estimator_reader(path, *, device: str, allow_untrained: bool):
 
 
 def run_from_args(args) -> int:
+    import os
+    import sys
+
     from regaze.augment.augmentation import augment, check_device
     from regaze.augment.targets import parse_range_deg
     from regaze.errors import RegazeError
+    from regaze.model.pretrained import resolve_run
 
     gaze_range = None if args.gaze_range is None else parse_range_deg(args.gaze_range, name="--gaze-range")
     head_range = None if args.head_range is None else parse_range_deg(args.head_range, name="--head-range")
     if args.max_residual_deg is not None and args.estimator is None:
         raise RegazeError("--max-residual-deg needs --estimator DIR (the estimator that reads the images)")
+    run, notice = resolve_run(args.run)
+    if notice and os.environ.get("RANK", "0") == "0":  # torchrun: once, not once per process
+        print(notice, file=sys.stderr)
     read_angles, estimator_info = None, None
     if args.estimator is not None:
         check_device(args.device)
         read_angles, estimator_info = estimator_reader(args.estimator, device=args.device,
                                                        allow_untrained=args.allow_untrained_estimator)
-    augment(run=args.run, data=args.data, out=args.out, per_image=args.per_image, targets=args.targets,
+    augment(run=run, data=args.data, out=args.out, per_image=args.per_image, targets=args.targets,
             change=args.change, gaze_range_rad=gaze_range, head_range_rad=head_range, eye_range_deg=args.eye_range,
             include_source=args.include_source, grid_steps=args.grid_steps, split=args.split,
             source_angles=args.source_angles, seed=args.seed, batch_size=args.batch_size, chunk_size=args.chunk_size,

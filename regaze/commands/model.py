@@ -1,13 +1,17 @@
 """`regaze model summary`: parameters per module, FLOPs per image and a forward timing.
+`regaze model export-reference`: a run's generator as the slim, shippable reference checkpoint and its card.
 
     regaze model summary --size 128 [--k 128] [--batch 16] [--threads 2] [--json]
+    regaze model export-reference runs/r64 --out regaze/reference/synth64 [--data data/synth64.h5] [--note TEXT]
 
 FLOPs are counted by torch.utils.flop_counter.FlopCounterMode on one image (convolutions and matrix
 products; a multiply-add counts as 2). The timing is encode + decode in eval mode under no_grad.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
 
 __all__ = ["register", "model_summary"]
@@ -37,7 +41,7 @@ def model_summary(config, *, batch_size: int = 16, time_forward: bool = True, re
         flops = {
             "encoder": count(lambda: g.encoder(x)),
             "decomposition": count(lambda: g.decomposition(f_e)),
-            "decoder": count(lambda: g.decode(feats)),
+            "decoder": count(lambda: g.decode(feats, base=x, base_feats=feats)),
             "discriminator": count(lambda: d(x)),
         }
     flops["generator"] = flops["encoder"] + flops["decomposition"] + flops["decoder"]
@@ -56,7 +60,7 @@ def model_summary(config, *, batch_size: int = 16, time_forward: bool = True, re
         with torch.no_grad():
             for i in range(repeats + 2):
                 t0 = time.perf_counter()
-                g.decode(g.encode(xb))
+                g(xb)
                 if i >= 2:  # the first calls pick kernels
                     times.append(time.perf_counter() - t0)
         t = sorted(times)[len(times) // 2]
@@ -97,8 +101,54 @@ def _summary_command(args) -> int:
     return 0
 
 
+def _data_facts(path) -> dict:
+    """The training data file's seed and generator from its attributes (best effort: {} when unreadable)."""
+    from pathlib import Path
+
+    from regaze.data.dataset import open_dataset
+    from regaze.errors import RegazeError
+
+    if not Path(path).exists():
+        raise RegazeError(f"--data {path}: no such file (the run's training data, for card.json)")
+    try:
+        attrs = open_dataset(path).attrs
+    except (RegazeError, OSError) as e:
+        print(f"warning: {path}: attributes not readable ({e}); card.json gets no data_seed", file=sys.stderr)
+        return {}
+    return {"seed": int(attrs["seed"]) if "seed" in attrs else None, "generator": attrs.get("generator")}
+
+
+def _export_command(args) -> int:
+    from regaze.model.pretrained import export_reference
+
+    facts = _data_facts(args.data) if args.data else {}
+    if facts and facts.get("generator") != "regaze.data.synth":
+        print(f"warning: {args.data} was not made by `regaze synth`; card.json still says 'trained on synthetic faces' "
+              f"(the reference model is the synthetic one)", file=sys.stderr)
+    card = export_reference(args.source, out_dir=args.out, which=args.which, note=args.note, data=args.data,
+                            data_seed=facts.get("seed"), dtype=args.dtype)
+    src = card["source_checkpoint"]
+    print(f"{args.out}/reference.pt: {card['file_bytes'] / 1e6:.2f} MB ({card['weights_dtype']} weights, max output "
+          f"difference {card['max_abs_output_diff_vs_source']:.2e}) from {src['path']} ({src['bytes'] / 1e6:.1f} MB, "
+          f"step {src['step']}); card: {args.out}/card.json")
+    return 0
+
+
+EXPORT_EPILOG = """examples:
+  regaze model export-reference runs/r64 --out regaze/reference/synth64 --data data/synth64.h5
+  regaze model export-reference runs/r64/checkpoints/step_0005000.pt --out /tmp/ref --dtype float32
+
+Writes OUT/reference.pt (a plain dict: the EMA generator's weights, config, step, framing, split, the source's
+hash; loaded with weights_only=True by every --run), OUT/card.json (the training command, config, steps,
+minutes, stop reason, data file and seed, file size, "metrics": {} to fill) and OUT/train_config.json (the
+run's resolved config, for `regaze train --config`). --dtype auto stores float16 weights when the outputs
+on a random batch move less than 2e-3 (images in [-1, 1]), else float32. Over 25 MB is refused.
+"""
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("model", help="inspect the redirection model", description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser("model", help="inspect the redirection model; export the reference checkpoint",
+                                   description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
     p = sub.add_parser("summary", help="parameters, FLOPs per image and a forward timing")
     p.add_argument("--size", type=int, default=128, help="image size in pixels (default 128)")
@@ -107,3 +157,15 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_summary_command)
+    p = sub.add_parser("export-reference", help="a run's generator as the slim reference checkpoint + card.json",
+                       description="Export a training run's EMA generator as a slim checkpoint (the shipped\n"
+                                   "reference model) with a card of its provenance.",
+                       epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="RUN_DIR_OR_CKPT", help="training run directory or checkpoint .pt")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (e.g. regaze/reference/synth64)")
+    p.add_argument("--which", choices=("best", "latest"), default="best", help="checkpoint of the run (default best)")
+    p.add_argument("--note", help="free text for card.json")
+    p.add_argument("--data", metavar="FILE", help="the run's training data file: recorded in card.json, its seed read")
+    p.add_argument("--dtype", choices=("auto", "float32", "float16"), default="auto",
+                   help="stored weight precision (default auto: float16 when the outputs stay within 2e-3)")
+    p.set_defaults(func=_export_command)

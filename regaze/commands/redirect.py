@@ -7,7 +7,7 @@ import sys
 EPILOG = """examples:
   regaze redirect face.png --gaze 10,-25 -o out/                 # up, towards the image's right; head kept
   regaze redirect a.png b.jpg --gaze 0,0 --head 0,20 --run runs/r64 -o out/
-  regaze redirect face.png --sweep -o out/                       # out/face_sweep.png
+  regaze redirect face.png --sweep -o out/                       # out/face_sweep.png (no --run: the shipped model)
   regaze redirect face.png --head 0,30 --source-gaze 5,10 --source-head 0,0 -o out/
 
 Angles are degrees 'PITCH,YAW' (|pitch| <= 90, |yaw| <= 180), ETH-XGaze conventions: (0,0) looks into the
@@ -20,12 +20,15 @@ resized to it (area filter when shrinking, bicubic when enlarging) with a warnin
 model's size. Non-image files, non-square images, out-of-range angles and a missing checkpoint are errors,
 checked before anything is written.
 
-Outputs in OUT_DIR: NAME_redirected.png (with --gaze/--head), NAME_sweep.png (with --sweep: rows gaze yaw,
-gaze pitch, head yaw, head pitch; first column the input), redirect.json (angles used, checkpoint hash).
-Existing files of the same names are replaced.
-"""
+The model: --run RUN_DIR (or a checkpoint .pt) when given; else the reference model shipped with regaze
+(regaze/reference/synth64/reference.pt: trained on synthetic faces only; for real photos train on your own
+data with `regaze train`); else runs/demo/run (`make demo`) in the working directory. A notice on stderr
+says which, and redirect.json records it ("model": "reference" or "run").
 
-DEFAULT_RUN = "runs/demo/run"
+Outputs in OUT_DIR: NAME_redirected.png (with --gaze/--head), NAME_sweep.png (with --sweep: rows gaze yaw,
+gaze pitch, head yaw, head pitch; first column the input), redirect.json (angles used, model, checkpoint
+hash). Existing files of the same names are replaced.
+"""
 
 
 def register(subparsers) -> None:
@@ -41,8 +44,9 @@ def register(subparsers) -> None:
     p.add_argument("--sweep", action="store_true", help="also write a grid of gaze and head sweeps per image")
     p.add_argument("--sweep-max", type=float, default=30.0, metavar="DEG", help="sweep from -DEG to +DEG (default 30)")
     p.add_argument("--sweep-steps", type=int, default=5, metavar="N", help="values per sweep (default 5)")
-    p.add_argument("--run", default=DEFAULT_RUN,
-                   help="training run directory or checkpoint .pt (default runs/demo/run, made by `make demo`)")
+    p.add_argument("--run", default=None,
+                   help="training run directory or checkpoint .pt (default: the shipped reference model, trained on "
+                        "synthetic faces; without one, runs/demo/run from `make demo`)")
     p.add_argument("--which", choices=("best", "latest"), default="best", help="checkpoint of the run (default best)")
     p.add_argument("-o", "--out-dir", required=True, help="output directory (created if needed)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
@@ -53,21 +57,20 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from pathlib import Path
-
-    from regaze.errors import RegazeError
     from regaze.augment.images import parse_angles_deg, redirect_files
-
-    if args.run == DEFAULT_RUN and not Path(DEFAULT_RUN).exists():
-        raise RegazeError(f"no model at the default --run {DEFAULT_RUN}; train one with `make demo` or pass --run RUN_DIR")
+    from regaze.model.pretrained import resolve_run
 
     angle = lambda text, name: None if text is None else parse_angles_deg(text, name=name)  # noqa: E731
+    angles = {k: angle(getattr(args, k), "--" + k.replace("_", "-"))
+              for k in ("gaze", "head", "source_gaze", "source_head")}  # (2,) rad or None
+    run, notice = resolve_run(args.run)  # after the arguments' checks, before any file is read
+    if notice:
+        print(notice, file=sys.stderr)
     records = redirect_files(
-        args.images, run=args.run, out_dir=args.out_dir, gaze_rad=angle(args.gaze, "--gaze"),
-        head_rad=angle(args.head, "--head"), source_gaze_rad=angle(args.source_gaze, "--source-gaze"),
-        source_head_rad=angle(args.source_head, "--source-head"), sweep=args.sweep, sweep_max_deg=args.sweep_max,
-        sweep_steps=args.sweep_steps, which=args.which, device=args.device, compose=args.compose,
-        log=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+        args.images, run=run, out_dir=args.out_dir, gaze_rad=angles["gaze"], head_rad=angles["head"],
+        source_gaze_rad=angles["source_gaze"], source_head_rad=angles["source_head"], sweep=args.sweep,
+        sweep_max_deg=args.sweep_max, sweep_steps=args.sweep_steps, which=args.which, device=args.device,
+        compose=args.compose, log=lambda msg: print(f"warning: {msg}", file=sys.stderr))
     for rec in records:
         fmt = lambda v: "kept" if v is None else f"({v[0]:+.1f}, {v[1]:+.1f})"  # noqa: E731
         print(f"{rec['input']}: source gaze {fmt(rec['source_gaze_deg'])} head {fmt(rec['source_head_deg'])} -> "

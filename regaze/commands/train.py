@@ -16,13 +16,19 @@ EPILOG = """examples:
   regaze train --data data/synth64.h5 --out runs/no_id identity_swap=false loss.ort=0   # ablations
   torchrun --nproc_per_node=4 -m regaze.cli train --data ... --out ...   # several GPUs / processes
 
-presets (configs/): synth64_cpu.json (synthetic 64 px on a CPU, as `make demo`), xgaze128.json and
+presets (configs/): synth64_cpu.json (synthetic 64 px on a CPU, as `make demo`), synth64_reference.json (the
+shipped reference model: the demo's recipe + the training-time estimator's loss), xgaze128.json and
 xgaze224.json (ETH-XGaze face patches at 128 / 224 px), sted128.json (GazeCapture / MPIIFaceGaze, ST-ED files).
 
 the config is, each layer over the one before: TrainConfig defaults; model.image_size = the data's image
 size (when no layer names it); with --resume the run's own config.json; --config FILE; key=value overrides.
 overrides are TrainConfig fields (regaze/config.py), dotted for nested ones: model.k=64, loss.gen=0.1,
 data.min_head_deg=10, target=gaze|head|both|random, cross_swap=false, stop_at_psnr=30.
+
+training-time estimator (loss.guide, loss.guide_random; ST-ED's redirection loss): train one on this data's
+training subjects, never the evaluation estimator, and name it with guide_estimator=DIR:
+  regaze estimator train --data data/synth64.h5 --out runs/guide64 --seed 1
+  regaze train --data data/synth64.h5 --out runs/r64 guide_estimator=runs/guide64 loss.guide=0.1 loss.guide_random=0.1
 
 validation: on the file's validation subjects; a file without a split (raw ETH-XGaze, ST-ED) holds out its
 highest subject ids (data.val_subjects, default 5 %, at least 1). best.pt is chosen by val_score, which
@@ -47,7 +53,12 @@ def run_from_args(args) -> int:
     from regaze.training.run_config import train_config
 
     cfg = train_config(data=args.data, out=args.out, config_file=args.config, overrides=args.overrides, resume=args.resume)
-    train(cfg, data=args.data, out=args.out, resume=args.resume, progress=not args.no_progress)
+    guide = None
+    if cfg.guide_estimator:
+        from regaze.evaluation.estimator.store import load_guide_estimator
+
+        guide, _ = load_guide_estimator(cfg.guide_estimator, data=args.data, image_size=cfg.model.image_size)
+    train(cfg, data=args.data, out=args.out, resume=args.resume, progress=not args.no_progress, guide=guide)
     return 0
 
 

@@ -50,7 +50,8 @@ def load_model(run, *, dataset, held_out: np.ndarray, which: str = "best", devic
     if size != dataset.size:
         raise RegazeError(f"{info['checkpoint']}: the model works on {size}² images but {dataset.path} holds "
                           f"{dataset.size}² images")
-    return model, {"name": str(run), "checkpoint": info["checkpoint"], "step": info["step"]}
+    return model, {"name": str(run), "checkpoint": info["checkpoint"], "step": info["step"],
+                   "guide_estimator": (info.get("config") or {}).get("guide_estimator") or None}
 
 
 def evaluate_model(model, *, dataset, estimator, estimator_info: dict | None = None, model_info: dict | None = None,
@@ -154,6 +155,11 @@ def evaluate_run(*, run, data, estimator, out=None, n_pairs: int = 500, seed: in
     held_out = held_out_indices(dataset, split=split)
     model, model_info = load_model(run, dataset=dataset, held_out=held_out[0], which=which, device=device,
                                    renderer=renderer)
+    guide = model_info.get("guide_estimator")
+    if guide and Path(guide).resolve() in (Path(estimator).resolve(), Path(est_info["checkpoint"]).resolve(),
+                                           Path(est_info["checkpoint"]).resolve().parent):
+        raise RegazeError(f"{estimator} is the training-time estimator of this run (its guide_estimator): an estimator "
+                          f"that was in a loss cannot measure the result; evaluate with an independent one")
     if out is None:
         if isinstance(run, (str, Path)) and Path(run).is_dir():
             out = Path(run)

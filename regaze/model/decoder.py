@@ -3,10 +3,21 @@
 The three blocks are flattened and concatenated (12K numbers), a fully connected layer lays them out on the
 bottleneck grid (flat_channels x g x g), then the encoder is mirrored: residual blocks at the grid, and per
 doubling a nearest-neighbour upsample followed by a 3x3 conv (no transposed convs: no checkerboard). The last
-doubling goes straight to RGB, followed by tanh.
+doubling goes to RGB (tanh), either straight or, with `full_res_channels`, through one 3x3 conv stage at the
+image's own resolution (at 64 px the iris is 1-2 px wide: the patent's decoder decides it at S/2).
 
-There are no skip connections from the encoder: everything the image shows must pass through Z, otherwise
-the source pose would leak around the bottleneck and rotating Z_g / Z_h would not redirect anything.
+Two modes (`mode`):
+- "pure": the patent's decoder. Everything the image shows passes through Z; there are no skips from the
+  encoder (the source pose would leak around the bottleneck and rotating Z_g / Z_h would redirect nothing).
+- "warp" (DeepWarp-style, not in the patent): the decoder also predicts a flow field and a blend mask, and
+  warps the *base* image, the image whose Z_id it decodes (the other image of the pair under the identity
+  swap, the source at inference):
+      out = m * warp(base, flow) + (1 - m) * rendered          m, flow from the trunk at S/2, upsampled
+  Texture, hair and background are copied, so they stay sharp, and the rendered image only has to fill what
+  the warp cannot show (disocclusions, the iris). The flow and mask are computed from detail features only:
+  the target's (Z_id, Z_g, Z_h) and the base image's own pose features (Z_g, Z_h before any rotation: a flow
+  moves pixels *from* where the base shows them). No pixel of the base reaches the trunk; the base enters
+  only through the sampling, so a zero flow shows the base's pose, which the losses reject.
 """
 from __future__ import annotations
 
@@ -17,13 +28,17 @@ from torch import nn
 from regaze.model.encoder import level_resolutions
 from regaze.model.layers import NEGATIVE_SLOPE, ResBlock, channels_at, conv_block
 
-__all__ = ["Decoder"]
+__all__ = ["Decoder", "DECODER_MODES", "warp_image"]
+
+DECODER_MODES = ("pure", "warp")
+FLOW_MAX = 0.5  # largest displacement, in units of the half image ([-1, 1] coordinates): a quarter of the image
 
 
 class Decoder(nn.Module):
-    """(z_id (B, 2K, 3), z_gaze (B, K, 3), z_head (B, K, 3)) -> image (B, 3, S, S) in [-1, 1].
+    """(z_id (B, 2K, 3), z_gaze (B, K, 3), z_head (B, K, 3)[, base, base_gaze, base_head]) -> (B, 3, S, S) in [-1, 1].
 
     blocks: residual blocks per level, coarsest first ((1, 1, 1): at the grid, 2x and 4x the grid).
+    mode: "pure" or "warp" (module docstring); full_res_channels: width of the stage at S (0 = none).
     """
 
     def __init__(
@@ -36,13 +51,19 @@ class Decoder(nn.Module):
         blocks: tuple[int, ...],
         flat_channels: int,
         norm: str = "none",
+        mode: str = "pure",
+        full_res_channels: int = 0,
     ):
         super().__init__()
+        if mode not in DECODER_MODES:
+            raise ValueError(f"decoder mode must be one of {DECODER_MODES}, got {mode!r}")
         width = lambda r: channels_at(r, channel_base=channel_base, channel_max=channel_max)  # noqa: E731
         coarse_to_fine = level_resolutions(image_size)[::-1]  # e.g. [8, 16, 32, 64] for 128 px
+        self.mode = mode
         self.grid = g = coarse_to_fine[0]
         self.flat_channels = flat_channels
-        self.fc = nn.Linear(12 * k, flat_channels * g * g)
+        z_numbers = 12 * k + (6 * k if mode == "warp" else 0)  # warp: + the base's Z_g, Z_h
+        self.fc = nn.Linear(z_numbers, flat_channels * g * g)
         layers: list[nn.Module] = [
             nn.LeakyReLU(NEGATIVE_SLOPE),
             conv_block(in_channels=flat_channels, out_channels=width(g), norm=norm),
@@ -56,13 +77,55 @@ class Decoder(nn.Module):
             ]
             layers += [ResBlock(channels=width(r), norm=norm) for _ in range(per_level.get(r, 0))]
         self.layers = nn.Sequential(*layers)
-        self.to_rgb = nn.Conv2d(width(coarse_to_fine[-1]), 3, 3, padding=1)
+        last = width(coarse_to_fine[-1])  # channels at S/2
+        self.full_res = None
+        if full_res_channels:
+            self.full_res = conv_block(in_channels=last, out_channels=full_res_channels, norm=norm)
+            last_rgb = full_res_channels
+        else:
+            last_rgb = last
+        self.to_rgb = nn.Conv2d(last_rgb, 3, 3, padding=1)
+        self.to_warp = None
+        if mode == "warp":
+            self.to_warp = nn.Conv2d(last, 3, 3, padding=1)  # (flow x, flow y, mask logit) at S/2
+            nn.init.zeros_(self.to_warp.weight)  # start as the identity warp, half blended
+            nn.init.zeros_(self.to_warp.bias)
 
-    def forward(self, *, z_id: torch.Tensor, z_gaze: torch.Tensor, z_head: torch.Tensor) -> torch.Tensor:
+    def forward(self, *, z_id: torch.Tensor, z_gaze: torch.Tensor, z_head: torch.Tensor,
+                base: torch.Tensor | None = None, base_gaze: torch.Tensor | None = None,
+                base_head: torch.Tensor | None = None) -> torch.Tensor:
+        """base (B, 3, S, S) in [-1, 1], base_gaze / base_head (B, K, 3): required in "warp" mode, unused in "pure"."""
         b, g = z_id.shape[0], self.grid
-        z = torch.cat([z_id.flatten(1), z_gaze.flatten(1), z_head.flatten(1)], dim=1)  # (B, 12K)
+        parts = [z_id.flatten(1), z_gaze.flatten(1), z_head.flatten(1)]
+        if self.mode == "warp":
+            if base is None or base_gaze is None or base_head is None:
+                raise ValueError("the warping decoder needs base, base_gaze and base_head (the image it warps and its own pose features)")
+            parts += [base_gaze.flatten(1), base_head.flatten(1)]
+        z = torch.cat(parts, dim=1)  # (B, 12K) or (B, 18K)
         h = self.fc(z).view(b, self.flat_channels, g, g)  # (B, flat, g, g)
         h = h.contiguous(memory_format=torch.channels_last)
         h = self.layers(h)  # (B, C, S/2, S/2)
-        h = F.interpolate(h, scale_factor=2.0, mode="nearest")  # (B, C, S, S)
-        return torch.tanh(self.to_rgb(h))  # (B, 3, S, S)
+        full = F.interpolate(h, scale_factor=2.0, mode="nearest")  # (B, C, S, S)
+        if self.full_res is not None:
+            full = self.full_res(full)  # (B, C_full, S, S)
+        rendered = torch.tanh(self.to_rgb(full))  # (B, 3, S, S)
+        if self.to_warp is None:
+            return rendered
+        w = F.interpolate(self.to_warp(h).float(), scale_factor=2.0, mode="bilinear", align_corners=False)  # (B, 3, S, S)
+        flow = FLOW_MAX * torch.tanh(w[:, :2])  # (B, 2, S, S) in [-1, 1] image coordinates
+        mask = torch.sigmoid(w[:, 2:3])  # (B, 1, S, S): 1 = the warped base, 0 = the rendered image
+        warped = warp_image(base.float(), flow=flow)  # (B, 3, S, S)
+        return (mask * warped + (1.0 - mask) * rendered.float()).to(rendered.dtype)
+
+
+def warp_image(image: torch.Tensor, *, flow: torch.Tensor) -> torch.Tensor:
+    """Backward warp: out(p) = image(p + flow(p)), bilinear, border pixels repeated outside.
+
+    image (B, C, H, W); flow (B, 2, H, W) as (x, y) displacements in [-1, 1] image coordinates
+    (align_corners=False: -1 and 1 are the outer edges of the border pixels)."""
+    b, _, h, w = image.shape
+    ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=image.device, dtype=flow.dtype)  # pixel centres
+    xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=image.device, dtype=flow.dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")  # (H, W) each
+    grid = torch.stack([grid_x, grid_y], dim=-1).unsqueeze(0) + flow.permute(0, 2, 3, 1)  # (B, H, W, 2)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -57,7 +57,8 @@ class Redirector(nn.Module):
             flat_channels=cfg.flat_channels, estimator_hidden=cfg.estimator_hidden, z_norm=cfg.z_norm,
         )
         self.separation = CrossAttributeSeparation()
-        self.decoder = Decoder(image_size=cfg.image_size, k=cfg.k, blocks=cfg.decoder_blocks, flat_channels=cfg.flat_channels, **widths)
+        self.decoder = Decoder(image_size=cfg.image_size, k=cfg.k, blocks=cfg.decoder_blocks, flat_channels=cfg.flat_channels,
+                               mode=cfg.decoder_mode, full_res_channels=cfg.decoder_full_res, **widths)
         self.to(memory_format=torch.channels_last)
         # Where the eyes are in this model's images (for compose="eyes"): the framing of the training data,
         # set by train() and load_redirector() from the checkpoint; ETH-XGaze's normalization until then.
@@ -69,13 +70,22 @@ class Redirector(nn.Module):
         f_e = self.encoder(x.contiguous(memory_format=torch.channels_last))  # (B, C, g, g)
         return self.decomposition(f_e)
 
-    def decode(self, feats: Features) -> torch.Tensor:
-        """Features -> (B, 3, S, S) in [-1, 1] (differentiable)."""
-        return self.decoder(z_id=feats.z_id, z_gaze=feats.z_gaze, z_head=feats.z_head)
+    def decode(self, feats: Features, *, base: torch.Tensor | None = None, base_feats: Features | None = None) -> torch.Tensor:
+        """Features -> (B, 3, S, S) in [-1, 1] (differentiable).
+
+        base (B, 3, S, S), base_feats: the image whose Z_id `feats` carries and its own (unrotated) features;
+        the warping decoder (config decoder_mode="warp") needs them, the patent's decoder ignores them."""
+        if self.decoder.mode == "warp" and (base is None or base_feats is None):
+            raise RegazeError("this model's decoder warps the image it redirects: decode(feats, base=images, base_feats=encode(images))")
+        extra = {}
+        if self.decoder.mode == "warp":
+            extra = dict(base=base, base_gaze=base_feats.z_gaze, base_head=base_feats.z_head)
+        return self.decoder(z_id=feats.z_id, z_gaze=feats.z_gaze, z_head=feats.z_head, **extra)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Plain reconstruction Dec(Enc(x)), (B, 3, S, S)."""
-        return self.decode(self.encode(x))
+        feats = self.encode(x)
+        return self.decode(feats, base=x, base_feats=feats)
 
     # ------------------------------------------------------------------------------- user API
     @torch.no_grad()
@@ -102,7 +112,7 @@ class Redirector(nn.Module):
         gaze, head = _angles(gaze, "gaze", b, x.device), _angles(head, "head", b, x.device)
         source_gaze = _angles(source_gaze, "source_gaze", b, x.device)
         source_head = _angles(source_head, "source_head", b, x.device)
-        feats = self.encode(x)
+        feats = source_feats = self.encode(x)
         if source_gaze is None:
             source_gaze = feats.gaze_est.float()  # (B, 2)
         if source_head is None:
@@ -110,7 +120,7 @@ class Redirector(nn.Module):
         cas = self.separation
         feats = cas.rotate_features(feats, source_gaze=source_gaze, target_gaze=gaze)  # gaze first ...
         feats = cas.rotate_features(feats, source_head=source_head, target_head=head)  # ... then head
-        out = self.decode(feats)  # (B, 3, S, S)
+        out = self.decode(feats, base=x, base_feats=source_feats)  # (B, 3, S, S)
         if compose != "decode" and gaze is not None:
             paste = torch.ones(b, dtype=torch.bool, device=x.device)  # (B,) which images get the eye composite
             if compose == "auto" and head is not None:

@@ -76,8 +76,15 @@ def fused_adam_available(device: torch.device) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ the loop
-def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, resume: bool = False, progress: bool = True) -> dict:
-    """Train a redirector on `data`, writing the run directory `out`. Returns the final stats."""
+def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, resume: bool = False, progress: bool = True,
+          guide: torch.nn.Module | None = None) -> dict:
+    """Train a redirector on `data`, writing the run directory `out`. Returns the final stats.
+
+    guide: the frozen training-time estimator of loss.guide / loss.guide_random (images (N, 3, S, S) in [-1, 1]
+    -> {"gaze", "head": (N, 2) rad}), loaded by the caller from cfg.guide_estimator (`regaze train` does)."""
+    if (cfg.loss.guide or cfg.loss.guide_random) and guide is None:
+        raise RegazeError(f"loss.guide / loss.guide_random need the training-time estimator {cfg.guide_estimator!r} "
+                          "passed as train(..., guide=...); `regaze train` loads it")
     info = dist.init(device=cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -122,6 +129,8 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
         generator.decomposition.gaze_estimator.requires_grad_(False)
         generator.decomposition.head_estimator.requires_grad_(False)
     ema = copy.deepcopy(generator).requires_grad_(False).eval()
+    if guide is not None:  # frozen: gradients pass through it to the images, none reach its weights
+        guide = guide.to(device).requires_grad_(False).eval()
     # fused where available: the 128² model step went from 33.5 to 36.6 pairs/s on the 2-core CPU
     # (benchmarks/results/model_speed.json)
     fused = fused_adam_available(device)
@@ -145,7 +154,7 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
         run.start(config=cfg)
     saved_at = step  # the step of the newest checkpoint
 
-    pair_forward = PairForward(generator, cross_swap=cfg.cross_swap, identity_swap=cfg.identity_swap)
+    pair_forward = PairForward(generator, cross_swap=cfg.cross_swap, identity_swap=cfg.identity_swap, latent=bool(cfg.loss.latent))
     ema_forward = PairForward(ema, cross_swap=cfg.cross_swap, identity_swap=cfg.identity_swap)
     d_train = discriminator
     if info.world_size > 1:  # generator and discriminator wrapped separately
@@ -190,9 +199,15 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
             batch = pair_batch(source, dataset, sampler.sample(cfg.batch_size, rng=rng), device)
             gaze_sel, head_sel = CrossAttributeSeparation.choose_target(cfg.batch_size, mode=cfg.target, generator=tgen)
             sel = {"gaze_sel": gaze_sel.to(device), "head_sel": head_sel.to(device)}
+            random_targets = None  # loss.guide_random: X_a redirected to the angles of random training images
+            if weights["guide_random"]:
+                pick = rng.choice(split.train, size=cfg.batch_size)
+                random_targets = {k: torch.from_numpy(np.asarray(getattr(dataset, k)[np.sort(pick)], np.float32)).to(device)
+                                  for k in ("gaze", "head")}  # (B, 2) rad each
+            use_gan = bool(weights["disc"] and weights["gen"]) and step >= cfg.gan_start_step
 
             # -- D step: real vs reconstructions made without gradients to the generator
-            if weights["disc"] and weights["gen"]:
+            if use_gan:
                 with torch.no_grad(), amp:
                     fakes = pair_forward(**batch, **sel) if info.world_size == 1 else pair_forward.module(**batch, **sel)
                 discriminator.requires_grad_(True)
@@ -209,17 +224,19 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
 
             # -- G step: D frozen; gradients flow through it to the generator only
             discriminator.requires_grad_(False)
+            rand = {} if random_targets is None else {"random_gaze": random_targets["gaze"], "random_head": random_targets["head"]}
             with amp:
-                out = pair_forward(**batch, **sel)
+                out = pair_forward(**batch, **sel, **rand)
                 fake_logits = None
-                if weights["gen"]:
+                if use_gan:
                     fake_logits = discriminator(torch.cat([out["out_a"], out["out_b"]]))
             rec_weights = None
             if weights["rec_eye"] != 1.0:
                 rec_weights = {k: eye_weight_map(batch[f"head_{k}"], size=dataset.size, framing=framing, weight=weights["rec_eye"])
                                for k in ("a", "b")}  # (B, 1, S, S) each
             terms = generator_terms(out, batch, fake_logits=None if fake_logits is None else fake_logits.float(),
-                                    rec_weights=rec_weights)
+                                    rec_weights=rec_weights, guide=guide if (weights["guide"] or weights["guide_random"]) else None,
+                                    random_targets=random_targets)
             total, logs = losses.generator_total(terms=terms, weights=weights)
             opt_g.zero_grad(set_to_none=True)
             total.backward()

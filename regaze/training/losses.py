@@ -17,6 +17,8 @@ __all__ = [
     "reconstruction_loss",
     "label_loss",
     "orthogonality_loss",
+    "latent_consistency_loss",
+    "redirection_loss",
     "generator_total",
 ]
 
@@ -69,6 +71,36 @@ def orthogonality_loss(*, z_id: torch.Tensor, z_gaze: torch.Tensor, z_head: torc
     id_part = (z_id.reshape(b, -1).float() * z_gh).abs().mean()
     gh_part = (z_gaze.reshape(b, -1).float() * z_head.reshape(b, -1).float()).abs().mean()
     return id_part + gh_part
+
+
+def latent_consistency_loss(*, rotated: dict[str, torch.Tensor], own: dict[str, torch.Tensor],
+                            z_id_a: torch.Tensor, z_id_b: torch.Tensor,
+                            rotated_est: dict[str, torch.Tensor], target_angles: dict[str, torch.Tensor]) -> torch.Tensor:
+    """L_lat = sum_f mean ||R_f^{ab} Z_f^a - Z_f^b||^2 + mean ||Z_id^a - Z_id^b||^2 + sum_f eps_ang(E_f(R_f^{ab} Z_f^a), m_f^b)
+
+    for the pose features f in {gaze, head} of a same-person pair: a's feature rotated to b's angles should be
+    b's feature (the rotation is what CAS assumes), the identity features of one person should agree, and the
+    auxiliary estimators should read the target angles off a rotated feature. rotated, own: {f: (B, K, 3)}
+    (R^{ab} Z^a and Z^b); z_id_a, z_id_b (B, 2K, 3); rotated_est, target_angles: {f: (B, 2)} pitch/yaw radians.
+    Features are RMS-normalised blocks (unit scale), so the squared distances need no further normalisation.
+    """
+    to_rad = torch.pi / 180.0
+    loss = (z_id_a.float() - z_id_b.float()).pow(2).mean()
+    for f in rotated:
+        loss = loss + (rotated[f].float() - own[f].float()).pow(2).mean()
+        loss = loss + angular_error_deg(rotated_est[f].float(), target_angles[f].float()).mean() * to_rad
+    return loss
+
+
+def redirection_loss(*, gaze_read: torch.Tensor, head_read: torch.Tensor, gaze_target: torch.Tensor,
+                     head_target: torch.Tensor) -> torch.Tensor:
+    """L_redir = eps_ang(E(X~)_g, m_g) + eps_ang(E(X~)_h, m_h): a frozen training-time estimator E reads the
+    generated image X~ and is compared with the angles it was asked to show (ST-ED's redirection loss);
+    pitch/yaw (B, 2) radians, the error in radians like L_PL. E must never be the evaluation estimator."""
+    to_rad = torch.pi / 180.0
+    gaze = angular_error_deg(gaze_read.float(), gaze_target.float()).mean() * to_rad
+    head = angular_error_deg(head_read.float(), head_target.float()).mean() * to_rad
+    return gaze + head
 
 
 def generator_total(*, terms: dict[str, torch.Tensor], weights: dict[str, float]) -> tuple[torch.Tensor, dict]:

@@ -17,6 +17,12 @@ choice is then irrelevant.
 and symmetrically for X_b^T. The choice is made explicitly, after the pose features are in place, because
 the two modes start from different images: cross swap fills a's own features, the whole redirection b's.
 
+Two additions of issue 13 (not in the patent), each off unless asked for:
+- `random_gaze, random_head` (B, 2): X_a is also redirected whole to these angles (its own Z_id, rotated Z_g and
+  Z_h; out["out_random"]), for the training-time estimator's loss on targets pair training never shows;
+- `latent=True`: out["latent"] holds each image's pose features rotated to the other's angles, the originals,
+  and the auxiliary estimators' readings of the rotated ones (losses.latent_consistency_loss).
+
 Rotations use the ground-truth labels as source and target angles (DESIGN §1). Wrapping this whole step
 in one nn.Module lets DistributedDataParallel see a single forward per step. `generator_terms` gathers the
 generator's loss terms of the step from its outputs (the losses themselves are in losses.py).
@@ -41,13 +47,14 @@ class PairForward(nn.Module):
         feats_a, feats_b: the encoders' Features (for the label and orthogonality losses)
     """
 
-    def __init__(self, redirector: Redirector, *, cross_swap: bool = True, identity_swap: bool = True):
+    def __init__(self, redirector: Redirector, *, cross_swap: bool = True, identity_swap: bool = True, latent: bool = False):
         super().__init__()
         self.redirector = redirector
         self.cross_swap = cross_swap
         self.identity_swap = identity_swap
+        self.latent = latent
 
-    def forward(self, *, x_a, x_b, gaze_a, head_a, gaze_b, head_b, gaze_sel, head_sel):
+    def forward(self, *, x_a, x_b, gaze_a, head_a, gaze_b, head_b, gaze_sel, head_sel, random_gaze=None, random_head=None):
         g = self.redirector
         cas = g.separation
         feats_a, feats_b = g.encode(torch.cat([x_a, x_b], dim=0)).split(x_a.shape[0])  # one pass over 2B images
@@ -65,15 +72,41 @@ class PairForward(nn.Module):
             rec_a = cas.rotate_features(feats_b, source_gaze=gaze_b, source_head=head_b, target_gaze=gaze_a, target_head=head_a)
         id_a, id_b = (feats_b.z_id, feats_a.z_id) if self.identity_swap else (feats_a.z_id, feats_b.z_id)  # (B, 2K, 3)
         rec_a, rec_b = rec_a.replace(z_id=id_a), rec_b.replace(z_id=id_b)
-        out_a, out_b = g.decode(rec_a.cat(rec_b)).split(x_a.shape[0])  # one decoder pass over 2B feature sets
-        return {"out_a": out_a, "out_b": out_b, "feats_a": feats_a, "feats_b": feats_b}
+        # The warping decoder warps the image whose identity it decodes: X_b for X_a^T under the identity swap.
+        base_images = torch.cat([x_b, x_a] if self.identity_swap else [x_a, x_b])  # (2B, 3, S, S)
+        base_feats = feats_b.cat(feats_a) if self.identity_swap else feats_a.cat(feats_b)
+        decode_feats = rec_a.cat(rec_b)
+        if random_gaze is not None:  # X_a redirected whole to random targets: its own identity, warped from itself
+            rand = cas.rotate_features(feats_a, source_gaze=gaze_a, source_head=head_a, target_gaze=random_gaze, target_head=random_head)
+            decode_feats, base_images, base_feats = decode_feats.cat(rand), torch.cat([base_images, x_a]), base_feats.cat(feats_a)
+        outs = g.decode(decode_feats, base=base_images, base_feats=base_feats).split(x_a.shape[0])  # one pass over 2B or 3B
+        out = {"out_a": outs[0], "out_b": outs[1], "feats_a": feats_a, "feats_b": feats_b}
+        if random_gaze is not None:
+            out["out_random"] = outs[2]
+        if self.latent:
+            both = feats_a.cat(feats_b)
+            rot = cas.rotate_features(both, source_gaze=torch.cat([gaze_a, gaze_b]), source_head=torch.cat([head_a, head_b]),
+                                      target_gaze=torch.cat([gaze_b, gaze_a]), target_head=torch.cat([head_b, head_a]))
+            own = feats_b.cat(feats_a)  # what each rotated feature should equal: the other image's
+            dec = g.decomposition
+            out["latent"] = {
+                "rotated": {"gaze": rot.z_gaze, "head": rot.z_head}, "own": {"gaze": own.z_gaze, "head": own.z_head},
+                "z_id_a": feats_a.z_id, "z_id_b": feats_b.z_id,
+                "rotated_est": {"gaze": dec.gaze_estimator(rot.z_gaze), "head": dec.head_estimator(rot.z_head)},  # (2B, 2)
+                "target_angles": {"gaze": torch.cat([gaze_b, gaze_a]), "head": torch.cat([head_b, head_a])},
+            }
+        return out
 
 
 def generator_terms(out: dict, batch: dict, *, fake_logits: torch.Tensor | None,
-                    rec_weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                    rec_weights: dict[str, torch.Tensor] | None = None, guide=None,
+                    random_targets: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """The generator's loss terms of one step, float32 (names match LossWeights).
 
-    rec_weights: optional per-pixel weights {"a": (B, 1, S, S), "b": ...} of the reconstructions (eye regions)."""
+    rec_weights: optional per-pixel weights {"a": (B, 1, S, S), "b": ...} of the reconstructions (eye regions).
+    guide: the frozen training-time estimator, images (N, 3, S, S) -> {"gaze", "head": (N, 2) rad}; with it the
+    reconstructions are read (term "guide") and, with random_targets {"gaze", "head": (B, 2)}, out["out_random"]
+    (term "guide_random")."""
     fa, fb = out["feats_a"], out["feats_b"]
     w = rec_weights or {}
     terms = {
@@ -95,4 +128,16 @@ def generator_terms(out: dict, batch: dict, *, fake_logits: torch.Tensor | None,
     }
     if fake_logits is not None:
         terms["gen"] = losses.generator_loss(fake_logits=fake_logits)
+    if "latent" in out:
+        terms["latent"] = losses.latent_consistency_loss(**out["latent"])
+    if guide is not None:
+        images = [out["out_a"], out["out_b"]] + ([out["out_random"]] if "out_random" in out else [])
+        read = guide(torch.cat(images).float())  # one pass over 2B or 3B images
+        gaze_read, head_read = read["gaze"].split(batch["x_a"].shape[0]), read["head"].split(batch["x_a"].shape[0])
+        terms["guide"] = 0.5 * sum(
+            losses.redirection_loss(gaze_read=gaze_read[i], head_read=head_read[i], gaze_target=batch[f"gaze_{k}"],
+                                    head_target=batch[f"head_{k}"]) for i, k in enumerate("ab"))
+        if "out_random" in out:
+            terms["guide_random"] = losses.redirection_loss(gaze_read=gaze_read[2], head_read=head_read[2],
+                                                            gaze_target=random_targets["gaze"], head_target=random_targets["head"])
     return terms

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from regaze.checkpoint import check_config_matches, load_checkpoint, save_checkpoint
+from regaze.config import config_from_dict
 from regaze.errors import RegazeError
 from regaze.image_io import save_png, tile, to_u8
 from regaze.model.pretrained import checkpoint_step, find_checkpoint
@@ -52,7 +53,10 @@ class RunDir:
         """The newest checkpoint, checked against `config`; an error when none exists or it does not match."""
         path = find_checkpoint(self.path, which="latest")
         state = load_checkpoint(path, required_keys=("generator", "discriminator", "ema", "opt_g", "opt_d", "config", "step"))
-        check_config_matches(saved=state["config"], current=config.to_dict(), keys=_RESUME_KEYS, source=str(path))
+        # A checkpoint written before a config field existed holds no value for it: compare with the field's
+        # default filled in (the value that run trained with), so a new switch that keeps its default is no change.
+        saved = config_from_dict(type(config), state["config"]).to_dict()
+        check_config_matches(saved=saved, current=config.to_dict(), keys=_RESUME_KEYS, source=str(path))
         print(f"resuming from {path} at step {state['step']}", file=sys.stderr)
         return state
 

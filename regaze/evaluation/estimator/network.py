@@ -1,6 +1,8 @@
-"""The independent gaze + head estimator used for evaluation only (DESIGN §4): its own network, its own
-training (trainer.py beside this file), its own checkpoint; nothing in the redirector's losses
-ever sees it.
+"""The independent gaze + head estimator used for evaluation (DESIGN §4): its own network, its own
+training (trainer.py beside this file), its own checkpoint; the evaluation estimator never enters the
+redirector's losses. A second instance, trained on the redirector's training subjects only (another file,
+seed or width), can be the frozen training-time estimator of loss.guide (store.load_guide_estimator);
+`regaze evaluate` refuses to measure a run with its own guide.
 
     est, info = load_estimator(DIR)          # store.py: DIR/estimator.pt; refuses unvalidated / inaccurate weights
     out = estimate(est, images)              # {"gaze", "head": (n, 2) rad (pitch, yaw), "embedding": (n, E)}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+
+import numpy as np
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from regaze.config import config_from_dict
 from regaze.errors import RegazeError
 from regaze.evaluation.estimator.network import EstimatorConfig, GazeHeadEstimator
 
-__all__ = ["save_estimator", "load_estimator", "CHECKPOINT_NAME", "DEFAULT_MAX_VAL_ERROR_DEG"]
+__all__ = ["save_estimator", "load_estimator", "load_guide_estimator", "CHECKPOINT_NAME", "DEFAULT_MAX_VAL_ERROR_DEG"]
 
 CHECKPOINT_NAME = "estimator.pt"
 _FORMAT = "regaze-estimator"
@@ -98,4 +100,32 @@ def load_estimator(path, *, max_val_error_deg: float = DEFAULT_MAX_VAL_ERROR_DEG
     record = state.get("record") or {}
     info = {"checkpoint": str(ckpt), "val": val, "config": asdict(cfg), "data": state.get("data"),
             "train_subjects": record.get("train_subjects", []), "untrained": flag is not None, "flag": flag}
+    return model, info
+
+
+def load_guide_estimator(path, *, data, image_size: int, device="cpu") -> tuple[GazeHeadEstimator, dict]:
+    """The frozen *training-time* estimator of loss.guide (regaze/training/losses.py redirection_loss).
+
+    An estimator trained with `regaze estimator train --data DATA` on DATA's training subjects: it may read
+    the training images, so it must never have seen a subject that the redirector's validation or test use.
+    RegazeError when its recorded training subjects include one of DATA's val / test subjects, or when it is
+    not validated (load_estimator). Keep it apart from the evaluation estimator (`regaze evaluate --estimator`),
+    which must never enter a loss: `regaze evaluate` refuses a run whose guide is its estimator."""
+    from regaze.data.dataset import open_dataset
+
+    model, info = load_estimator(path, image_size=image_size, device=device)
+    same_file = info.get("data") is not None and Path(info["data"]).resolve() == Path(data).resolve()
+    seen = {int(s) for s in info.get("train_subjects") or []} if same_file else set()  # ids of another file name others
+    with open_dataset(data) as dataset:
+        held_out = set()
+        for split in ("val", "test"):
+            try:
+                held_out |= {int(s) for s in np.unique(dataset.subject[dataset.split_indices(split)])}
+            except (KeyError, RegazeError):  # a file without that split
+                pass
+    overlap = sorted(seen & held_out)
+    if overlap:
+        raise RegazeError(f"{info['checkpoint']}: this estimator was trained on subjects {overlap[:10]} that {data} holds out "
+                          f"for validation / test; a training-time estimator may see the training subjects only "
+                          f"(train it with `regaze estimator train --data {data}`, which uses the train split)")
     return model, info
