@@ -33,3 +33,21 @@ def test_demo_refuses_bad_numbers_before_writing(tmp_path, capsys, args, message
     out = tmp_path / "demo"
     assert cli_main(["demo", "--out", str(out), *args]) == 1
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_a_demo_run_of_an_older_recipe_is_trained_again(tmp_path):
+    import json
+
+    from regaze.config import TrainConfig, config_from_dict
+    from regaze.demo.job import DEMO_TRAIN, recipe_changes
+
+    today = config_from_dict(TrainConfig, {**DEMO_TRAIN, "max_minutes": 10.0, "threads": 2}).to_dict()
+    (tmp_path / "config.json").write_text(json.dumps(today))
+    assert recipe_changes(tmp_path / "config.json") == []  # the budget and threads are not the recipe
+    older = json.loads(json.dumps(today))
+    older["model"].pop("decoder_mode")  # a config written before the field existed: the patent's decoder
+    older["loss"]["latent"] = 0.0
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    changes = recipe_changes(tmp_path / "config.json")
+    assert "model.decoder_mode: 'pure' -> 'warp'" in changes and "loss.latent: 0.0 -> 0.1" in changes
+    assert recipe_changes(tmp_path / "missing.json")  # unreadable counts as changed

@@ -7,7 +7,7 @@ import argparse
 
 EPILOG = """examples:
   regaze augment --run runs/r64 --data data/synth64.h5 --out data/synth64_aug.h5 --per-image 4
-  regaze augment --data data/synth64.h5 --out data/synth64_ref.h5 --per-image 4     # the shipped reference model
+  regaze augment --data data/synth64.h5 --out data/synth64_aug_ref.h5 --per-image 4   # the shipped reference model
   regaze augment --run runs/x128 --data xgaze128.h5 --out aug.h5 --per-image 8 --targets uniform \\
                  --gaze-range 40,50 --head-range 30,45 --change gaze --include-source
   regaze augment --run runs/r64 --data synth64.h5 --out grid.h5 --targets grid --change head --per-image 9

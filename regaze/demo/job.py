@@ -64,6 +64,10 @@ def run_demo(*, out: Path, minutes: float, subjects: int, per_subject: int, eval
         print(f"[1/3] reusing {data}", file=sys.stderr)
 
     summary_file = run / "summary.json"
+    changed = [] if fresh or not summary_file.exists() else recipe_changes(run / "config.json")
+    if changed:
+        print(f"[2/3] {run} was trained with another recipe ({'; '.join(changed)}): training it again", file=sys.stderr)
+        fresh = True
     if fresh or not summary_file.exists():
         if fresh and run.exists():
             import shutil
@@ -88,6 +92,29 @@ def run_demo(*, out: Path, minutes: float, subjects: int, per_subject: int, eval
     for line in report.get("reference", {}).get("lines", []):
         print(f"reference model: {line}")
     return report
+
+
+def recipe_changes(config_file: Path) -> list[str]:
+    """What the run's saved config says differently from today's DEMO_TRAIN ("loss.latent: 0.0 -> 0.1", ...), so
+    that a demo run trained by an older regaze is trained again rather than reported as today's recipe. A
+    missing or unreadable config counts as changed."""
+    import json
+
+    try:
+        saved = config_from_dict(TrainConfig, json.loads(Path(config_file).read_text())).to_dict()
+    except (OSError, ValueError, RegazeError) as e:
+        return [f"no readable {Path(config_file).name} ({type(e).__name__})"]
+    wanted = config_from_dict(TrainConfig, DEMO_TRAIN).to_dict()
+    changes = []
+    for key, value in DEMO_TRAIN.items():
+        if key in ("max_steps", "max_minutes"):
+            continue
+        for sub in (value if isinstance(value, dict) else {None: value}):
+            have = saved[key] if sub is None else saved[key][sub]
+            want = wanted[key] if sub is None else wanted[key][sub]
+            if have != want:
+                changes.append(f"{key if sub is None else f'{key}.{sub}'}: {have!r} -> {want!r}")
+    return changes
 
 
 def free_cores(*, window_s: float = 1.0) -> int:
