@@ -128,14 +128,18 @@ def elapsed_at(steps, points: np.ndarray) -> np.ndarray:
     return out
 
 
-def map_marks(*, minutes, checkpoints, points: np.ndarray) -> list[dict]:
+def map_marks(*, minutes, checkpoints, points: np.ndarray, steps=None) -> list[dict]:
     """Minute marks -> one dict per mark: minutes, status ("ok", "not reached", "no checkpoint"), step,
     checkpoint, checkpoint_minutes (of the step_XXXXXXX.pt with the last step at or before the mark),
-    run_end_minutes, run_end_step. `checkpoints`: paths or names; others than step_XXXXXXX.pt are ignored."""
+    run_end_minutes, run_end_step. `checkpoints`: paths or names; others than step_XXXXXXX.pt are ignored,
+    unless `steps` gives each checkpoint's training step (then every one counts)."""
     from regaze.errors import RegazeError
     from regaze.model.pretrained import checkpoint_step
 
-    found = sorted((checkpoint_step(Path(c)), str(c)) for c in checkpoints if checkpoint_step(Path(c)) >= 0)
+    if steps is None:
+        found = sorted((checkpoint_step(Path(c)), str(c)) for c in checkpoints if checkpoint_step(Path(c)) >= 0)
+    else:
+        found = sorted((int(s), str(c)) for s, c in zip(steps, checkpoints))
     if not found:
         raise RegazeError(f"no step_XXXXXXX.pt among the checkpoints {[str(c) for c in checkpoints]}")
     ckpt_s = elapsed_at([s for s, _ in found], points)
@@ -213,21 +217,55 @@ def measure(model, *, model_info: dict | None = None, dataset, estimator, estima
     return row, {k: result[k] for k in ("model", "summary", "identity", "sharpness", "notices", "timing")}
 
 
+def continuation_start(prior: dict, *, config: dict) -> tuple[dict, dict]:
+    """A run that started from another run's end weights (config["init_from"]) and that run's learning-curve
+    result `prior` -> ({mark minutes: prior row} of the marks it measured, the start: {"checkpoint": init_from,
+    "step": the earlier run's last step, "seconds": its last second})."""
+    from regaze.errors import RegazeError
+
+    init = config.get("init_from")
+    if not init:
+        raise RegazeError("--continues: this run has no init_from, so it does not continue another run's weights")
+    rows = prior.get("rows") or []
+    if not rows or not all("run_end_minutes" in r for r in rows):
+        raise RegazeError("--continues: expected a learning-curve result (rows with run_end_minutes)")
+    start = {"checkpoint": str(init), "step": int(max(r["run_end_step"] for r in rows)),
+             "seconds": 60.0 * float(max(r["run_end_minutes"] for r in rows))}
+    return {float(r["minutes"]): r for r in rows if r["status"] != "not reached"}, start
+
+
 def learning_curve(*, run, data, estimator, minutes=MINUTES, pairs: int = 300, images: int = 128, seed: int = 0,
                    split: str = "auto", batch_size: int = 32, device="cpu", max_val_error_deg: float = 10.0,
-                   allow_untrained_estimator: bool = False, progress: bool = True) -> dict:
-    """Map the marks to checkpoints, measure each checkpoint once -> the result dict (rows in mark order)."""
+                   allow_untrained_estimator: bool = False, progress: bool = True, continues: dict | None = None) -> dict:
+    """Map the marks to checkpoints, measure each checkpoint once -> the result dict (rows in mark order).
+
+    continues: the learning-curve result of the run whose end weights this run started from (init_from): the
+    minutes continue from that run's end, its own marks keep their rows, and init_from counts as a checkpoint
+    at that minute."""
     from regaze.data.dataset import open_dataset
     from regaze.errors import RegazeError
     from regaze.evaluation.eval_pairs import held_out_indices
     from regaze.evaluation.estimator.store import load_estimator
     from regaze.evaluation.protocol import load_model
+    from regaze.model.pretrained import checkpoint_step
 
     run = Path(run)
     if not (run / "config.json").is_file():
         raise RegazeError(f"{run}: no config.json; expected a run directory written by `regaze train`")
-    rows = map_marks(minutes=minutes, checkpoints=sorted((run / "checkpoints").glob("step_*.pt")),
-                     points=read_log_points(run / "stats.jsonl"))
+    config = json.loads((run / "config.json").read_text())
+    checkpoints = sorted((run / "checkpoints").glob("step_*.pt"), key=checkpoint_step)
+    points = read_log_points(run / "stats.jsonl")
+    steps = [checkpoint_step(c) for c in checkpoints]
+    if continues is not None:  # this run started from the weights the earlier run ended with (init_from)
+        prior_rows, start = continuation_start(continues, config=config)
+        checkpoints, steps = [start["checkpoint"], *checkpoints], [start["step"], *(s + start["step"] for s in steps)]
+        points = np.concatenate([[[start["step"], start["seconds"]]], points + [start["step"], start["seconds"]]])
+    rows = map_marks(minutes=minutes, checkpoints=checkpoints, points=points, steps=steps)
+    if continues is not None:  # the marks the earlier run reached keep its measurement
+        for i, row in enumerate(rows):
+            if row["minutes"] * 60 <= start["seconds"] + TOLERANCE_S and row["minutes"] in prior_rows:
+                rows[i] = {**prior_rows[row["minutes"]], "measured_by": "earlier run",
+                           "run_end_minutes": row["run_end_minutes"], "run_end_step": row["run_end_step"]}
     if not any(r["status"] == "ok" for r in rows):
         raise RegazeError(f"{run}: no checkpoint at or before any of the marks {list(minutes)} min "
                           f"(statuses: {[r['status'] for r in rows]}); train with a larger keep_last")
@@ -236,7 +274,6 @@ def learning_curve(*, run, data, estimator, minutes=MINUTES, pairs: int = 300, i
         raise RegazeError(f"{data}: has no gaze labels; the learning curve needs labelled held-out images")
     est, est_info = load_estimator(estimator, max_val_error_deg=max_val_error_deg,
                                    allow_untrained=allow_untrained_estimator, image_size=dataset.size, device=device)
-    config = json.loads((run / "config.json").read_text())
     guide = config.get("guide_estimator")  # as `regaze evaluate` refuses it: it was in a loss of this run
     if guide and Path(guide).resolve() in {Path(estimator).resolve(), Path(est_info["checkpoint"]).resolve(),
                                            Path(est_info["checkpoint"]).resolve().parent}:
@@ -245,8 +282,8 @@ def learning_curve(*, run, data, estimator, minutes=MINUTES, pairs: int = 300, i
     held_out = held_out_indices(dataset, split=split)
     measured, evaluations = {}, {}
     for row in rows:
-        if row["status"] != "ok":
-            print(f"[learning_curve] {row['minutes']:g} min: {row['status']}", file=sys.stderr)
+        if row["status"] != "ok" or row.get("measured_by") == "earlier run":
+            print(f"[learning_curve] {row['minutes']:g} min: {row.get('measured_by') or row['status']}", file=sys.stderr)
             continue
         if row["step"] not in measured:
             print(f"[learning_curve] {row['minutes']:g} min -> step {row['step']} "
@@ -256,7 +293,7 @@ def learning_curve(*, run, data, estimator, minutes=MINUTES, pairs: int = 300, i
                 model, model_info=model_info, dataset=dataset, estimator=est, estimator_info=est_info, held_out=held_out, pairs=pairs,
                 images=images, seed=seed, batch_size=batch_size, device=device, progress=progress)
         row.update(measured[row["step"]])
-    first = next(r for r in rows if r["status"] == "ok")
+    first = next(r for r in rows if r["status"] == "ok" and r.get("measured_by") != "earlier run")
     for row in rows:  # every row has every key; a mark without a checkpoint has None
         row.update({k: None for k in first if k not in row})
     references = {k: first.get(k) for k in ("floor_gaze_err_deg", "floor_head_err_deg", "head_only_blur_1px_psnr_db",
@@ -266,7 +303,14 @@ def learning_curve(*, run, data, estimator, minutes=MINUTES, pairs: int = 300, i
     return {"benchmark": "learning_curve",
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "run": str(run), "data": str(data), "estimator": {k: v for k, v in est_info.items() if k != "train_subjects"},
-            "clock": "elapsed_s of RUN/stats.jsonl (the training loop's clock), cumulative over resumes",
+            "clock": "elapsed_s of RUN/stats.jsonl (the training loop's clock), cumulative over resumes"
+                     + ("" if continues is None else f", after the {start['seconds'] / 60:.1f} minutes of the earlier run "
+                        f"{continues.get('run')} whose end weights this run started from (init_from)"),
+            "continues": None if continues is None else {
+                "run": continues.get("run"), "created": continues.get("created"), "start": start,
+                "estimator": (continues.get("estimator") or {}).get("checkpoint"),
+                "rule": "marks at or before the earlier run's end keep its measurement (measured_by: earlier run); "
+                        "later marks are this run's checkpoints on this run's clock plus the earlier run's minutes"},
             "pairs": pairs, "report_images": images, "seed": seed, "split": held_out[1], "targets": TARGETS,
             "references": references, "config": config, "machine": describe(),
             "rows": rows, "evaluations": evaluations}
@@ -290,8 +334,9 @@ def render_markdown(result: dict) -> str:
                    if r["status"] == "not reached" else "no checkpoint kept at or before this mark")
             lines.append(f"| {r['minutes']:g} | {why} |" + " |" * (len(head) - 2))
             continue
+        earlier = " †" if r.get("measured_by") == "earlier run" else ""
         lines.append("| " + " | ".join([
-            f"{r['minutes']:g}", f"{r['step']} ({r['checkpoint_minutes']:.1f} min)",
+            f"{r['minutes']:g}", f"{r['step']} ({r['checkpoint_minutes']:.1f} min){earlier}",
             f"{_f(r['gaze_err_deg'], '.2f', '°')} ({_f(r['gaze_err_over_floor'], '.2f', '×')})",
             f"{_f(r['head_err_deg'], '.2f', '°')} ({_f(r['head_err_over_floor'], '.2f', '×')})",
             _f(r["head_only_psnr_db"], ".2f", " dB"),
@@ -322,6 +367,10 @@ def render_markdown(result: dict) -> str:
         f"stranger at the same pose, 1 = the source). Machine: {machine.get('cpu')} ({machine.get('cpu_count')} "
         f"cores), torch {machine.get('torch')}, {machine.get('torch_threads')} threads.", "",
         *lines, "",
+        *([] if not result.get("continues") else [
+            f"† measured on the earlier run `{result['continues']['run']}` ({result['continues']['created']}, "
+            f"estimator `{result['continues']['estimator']}`), whose end weights this run continued from "
+            f"(init_from: fresh optimisers); the other rows are this run's checkpoints.", ""]),
         "Reproduce: `python -m benchmarks.learning_curve --run RUN --data DATA --estimator EST` "
         "(benchmarks/learning_curve.py).", ""])
 
@@ -369,6 +418,17 @@ def plot(result: dict, *, panel=(640, 400)) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ command line
+def _read_prior(path: Path | None) -> dict | None:
+    from regaze.errors import RegazeError
+
+    if path is None:
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise RegazeError(f"--continues {path}: not a readable learning-curve JSON ({e})") from e
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -386,6 +446,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--max-val-error-deg", type=float, default=10.0, help="refuse an estimator above this (default 10)")
     parser.add_argument("--allow-untrained-estimator", action="store_true", help="evaluate with an unvalidated estimator")
+    parser.add_argument("--continues", type=Path, help="learning-curve JSON of the run whose end weights RUN started "
+                        "from (init_from): minutes continue from its end and its marks keep its rows")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"result JSON (default {RESULTS.relative_to(ROOT)})")
     parser.add_argument("--png", type=Path, default=PNG, help=f"the plots (default {PNG.relative_to(ROOT)})")
     parser.add_argument("--markdown-out", type=Path, help="also write the markdown table to this file")
@@ -410,7 +472,8 @@ def main(argv=None) -> int:
                                 pairs=args.pairs, images=args.images, seed=args.seed, split=args.split,
                                 batch_size=args.batch_size, device=pick_device(args.device),
                                 max_val_error_deg=args.max_val_error_deg,
-                                allow_untrained_estimator=args.allow_untrained_estimator, progress=not args.quiet)
+                                allow_untrained_estimator=args.allow_untrained_estimator, progress=not args.quiet,
+                                continues=_read_prior(args.continues))
     except RegazeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

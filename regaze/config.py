@@ -201,6 +201,10 @@ class TrainConfig:
     # trained on this data's training subjects only; never the evaluation estimator. "" = none
     guide_estimator: str = ""
     gan_start_step: int = 0  # the D step and L_gen begin at this step (a warm-up on the other losses); 0 = from the start
+    # fine-tuning: start the generator and its EMA from this model's EMA weights (a run directory, a checkpoint file
+    # or the shipped regaze/reference/synth64/reference.pt; same model config). The discriminator, the optimisers and
+    # the step count start fresh. Ignored by --resume, which continues a run's own state. "" = random initialisation
+    init_from: str = ""
     # optimisation
     batch_size: int = 16  # pairs per process
     lr_g: float = 2e-4

@@ -170,3 +170,39 @@ def test_learning_curve_refuses_a_run_without_checkpoints_at_the_marks(tiny_run,
                  "--max-val-error-deg", str(TOY_MAX_VAL_ERROR_DEG), "--minutes", "6", "--out", str(tmp_path / "g.json"),
                  "--png", str(tmp_path / "g.png")])
     assert code == 1 and "training-time estimator of this run" in capsys.readouterr().err
+
+
+def test_a_run_that_continues_another_runs_weights_continues_its_curve(tiny_run, tmp_path, monkeypatch, capsys):
+    import regaze.data.synth as synth
+
+    monkeypatch.setattr(synth, "render", toy_render)
+    common = ["--data", str(tiny_run["data"]), "--estimator", str(tiny_run["est_dir"]), "--pairs", "6", "--images", "6",
+              "--batch-size", "6", "--max-val-error-deg", str(TOY_MAX_VAL_ERROR_DEG), "--quiet"]
+    prior = tmp_path / "prior.json"
+    assert main(["--run", str(tiny_run["run"]), "--minutes", "3", "10", "--out", str(prior),
+                 "--png", str(tmp_path / "p.png"), *common]) == 0
+    # a second run that started from the first one's end weights (init_from), one minute per step on its own clock
+    later = tmp_path / "later"
+    shutil.copytree(tiny_run["run"], later)
+    end = tiny_run["run"] / "checkpoints" / "step_0000006.pt"
+    config = json.loads((later / "config.json").read_text())
+    (later / "config.json").write_text(json.dumps({**config, "init_from": str(end)}))
+    out = tmp_path / "later.json"
+    assert main(["--run", str(later), "--continues", str(prior), "--minutes", "3", "7", "8", "12", "13",
+                 "--out", str(out), "--png", str(tmp_path / "l.png"), "--markdown-out", str(tmp_path / "l.md"),
+                 *common]) == 0
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    # 3 min: the first run's row; 7 min: the start weights (step 6 at 6 min); 8 and 12: this run's steps 2 and 6
+    assert [(r["minutes"], r["status"], r["step"]) for r in rows] == [
+        (3, "ok", 2), (7, "ok", 6), (8, "ok", 8), (12, "ok", 12), (13, "not reached", None)]
+    assert rows[0]["measured_by"] == "earlier run" and "measured_by" not in rows[2]
+    assert rows[1]["checkpoint"] == str(end) and rows[1]["checkpoint_minutes"] == pytest.approx(6)
+    assert rows[3]["checkpoint_minutes"] == pytest.approx(12) and rows[4]["run_end_minutes"] == pytest.approx(12)
+    assert rows[0]["gaze_err_deg"] == json.loads(prior.read_text())["rows"][0]["gaze_err_deg"]
+    assert sorted(result["evaluations"], key=int) == ["6", "8", "12"] and result["continues"]["start"]["step"] == 6
+    assert "| 3 | 2 (2.0 min) † |" in (tmp_path / "l.md").read_text()
+    # a run without init_from continues nothing
+    assert main(["--run", str(tiny_run["run"]), "--continues", str(prior), "--minutes", "3",
+                 "--out", str(tmp_path / "x.json"), "--png", str(tmp_path / "x.png"), *common]) == 1
+    assert "has no init_from" in capsys.readouterr().err

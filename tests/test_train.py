@@ -386,3 +386,23 @@ def test_the_validation_score_sees_redirection_against_exact_synthetic_targets(t
     assert build_validation_set(ds, pairs, redirect_pairs=6, estimators_trained=True).kind == "aux"
     assert build_validation_set(ds, pairs, redirect_pairs=6, estimators_trained=False).kind == "reconstruction"
     assert build_validation_set(ds, pairs, redirect_pairs=0, estimators_trained=True).kind == "reconstruction"
+
+
+@pytest.mark.isolated(timeout=120)
+def test_init_from_starts_from_the_given_models_weights_and_refuses_another_model(tiny_data, tmp_path):
+    base = tmp_path / "base"
+    train(_cfg(max_steps=3), data=tiny_data, out=base, progress=False)
+    start = load_redirector(base, which="latest")[0].state_dict()  # the EMA weights a fine-tuning run starts from
+    tuned = tmp_path / "tuned"
+    train(_cfg(max_steps=1, init_from=str(base), seed=1, lr_g=0.0), data=tiny_data, out=tuned, progress=False)
+    got = load_checkpoint(find_checkpoint(tuned, which="latest"))
+    assert got["step"] == 1  # the step count starts fresh
+    # lr_g = 0: the generator is exactly the initial weights, so they were loaded (a random init differs)
+    assert all(torch.equal(got["generator"][k], start[k]) for k in start)
+    fresh = tmp_path / "fresh"
+    train(_cfg(max_steps=1, seed=1, lr_g=0.0), data=tiny_data, out=fresh, progress=False)
+    other = load_checkpoint(find_checkpoint(fresh, which="latest"))["generator"]
+    assert not all(torch.equal(other[k], start[k]) for k in start)
+    with pytest.raises(RegazeError, match="another configuration"):
+        train(_cfg(max_steps=1, init_from=str(base), model={**TINY["model"], "k": 16}), data=tiny_data,
+              out=tmp_path / "bad", progress=False)

@@ -15,6 +15,7 @@ EPILOG = """examples:
   regaze train --data data/synth64.h5 --out runs/r64 --resume max_steps=40000   # ... and train longer
   regaze train --data data/synth64.h5 --out runs/no_id identity_swap=false loss.ort=0   # ablations
   torchrun --nproc_per_node=4 -m regaze.cli train --data ... --out ...   # several GPUs / processes
+  regaze train --data mine64.h5 --out runs/mine init_from=regaze/reference/synth64/reference.pt   # fine-tune a model
 
 presets (configs/): synth64_cpu.json (synthetic 64 px on a CPU, as `make demo`), synth64_reference.json (the
 shipped reference model: the demo's recipe + the training-time estimator's loss), xgaze128.json and
@@ -29,6 +30,9 @@ training-time estimator (loss.guide, loss.guide_random; ST-ED's redirection loss
 training subjects, never the evaluation estimator, and name it with guide_estimator=DIR:
   regaze estimator train --data data/synth64.h5 --out runs/guide64 --seed 1
   regaze train --data data/synth64.h5 --out runs/r64 guide_estimator=runs/guide64 loss.guide=0.1 loss.guide_random=0.1
+
+init_from=RUN_DIR|FILE.pt starts the generator from that model's EMA weights (same model config), with a fresh
+discriminator, optimisers and step count; seed=1 then draws other pairs than the first run did.
 
 validation: on the file's validation subjects; a file without a split (raw ETH-XGaze, ST-ED) holds out its
 highest subject ids (data.val_subjects, default 5 %, at least 1). best.pt is chosen by val_score, which

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 
-from regaze.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from regaze.checkpoint import check_config_matches, file_sha256, load_checkpoint, save_checkpoint
 from regaze.config import ModelConfig, config_from_dict
 from regaze.errors import RegazeError
 from regaze.model.framing import Framing
 from regaze.model.redirector import Redirector
 
-__all__ = ["load_redirector", "find_checkpoint", "checkpoint_step", "REFERENCE_DIR", "reference_checkpoint",
+__all__ = ["load_redirector", "initial_weights", "find_checkpoint", "checkpoint_step", "REFERENCE_DIR", "reference_checkpoint",
            "is_reference", "resolve_run", "slim_checkpoint", "export_reference", "check_reference_size"]
 
 STEP_RE = re.compile(r"step_(\d+)\.pt$")
@@ -117,6 +117,17 @@ def load_redirector(path: str | os.PathLike, *, which: str = "best", device="cpu
     model = _redirector(state, source=ckpt)
     model.requires_grad_(False).eval().to(device)
     return model, {"checkpoint": str(ckpt), "step": int(state["step"]), "config": state["config"]}
+
+
+def initial_weights(path: str | os.PathLike, *, model_config: ModelConfig, which: str = "best") -> dict:
+    """The EMA generator weights (float32) of a run directory, checkpoint or slim reference file, for a run that
+    starts from them (TrainConfig.init_from); a RegazeError when that model's config differs from `model_config`."""
+    ckpt = find_checkpoint(path, which=which)
+    state = load_checkpoint(ckpt, required_keys=("ema", "config", "step"))
+    saved = config_from_dict(ModelConfig, state["config"]["model"]).to_dict()
+    check_config_matches(saved={"model": saved}, current={"model": model_config.to_dict()}, keys=("model",),
+                         source=f"init_from={os.fspath(path)} ({ckpt})")
+    return {k: v.float() if v.is_floating_point() else v for k, v in state["ema"].items()}
 
 
 # ------------------------------------------------------------------------------------ the slim reference file

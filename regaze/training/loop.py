@@ -39,6 +39,7 @@ from regaze.data.pairs import PairSampler
 from regaze.errors import RegazeError
 from regaze.model.discriminator import Discriminator
 from regaze.model.framing import eye_weight_map, framing_from_attrs
+from regaze.model.pretrained import initial_weights
 from regaze.model.redirector import Redirector
 from regaze.model.separation import CrossAttributeSeparation
 from regaze.training import losses
@@ -128,6 +129,11 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     if not cfg.loss.label:  # no loss reaches the auxiliary estimators: frozen, or DDP waits for their gradients
         generator.decomposition.gaze_estimator.requires_grad_(False)
         generator.decomposition.head_estimator.requires_grad_(False)
+    if cfg.init_from and not resume:  # fine-tuning: both start from the given model's EMA weights
+        init = initial_weights(cfg.init_from, model_config=cfg.model)
+        generator.load_state_dict(init)
+        if info.is_main:
+            print(f"starting from the weights of {cfg.init_from} (init_from; fresh optimisers and step count)", file=sys.stderr)
     ema = copy.deepcopy(generator).requires_grad_(False).eval()
     if guide is not None:  # frozen: gradients pass through it to the images, none reach its weights
         guide = guide.to(device).requires_grad_(False).eval()
