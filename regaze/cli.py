@@ -20,6 +20,7 @@ COMMANDS = {
     "evaluate": "regaze.commands.evaluate",
     "augment": "regaze.commands.augment",
     "redirect": "regaze.commands.redirect",
+    "normalize": "regaze.commands.normalize",
     "demo": "regaze.commands.demo",
 }
 

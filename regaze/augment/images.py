@@ -75,7 +75,8 @@ def read_face_images(paths, *, size: int, log=None) -> np.ndarray:
             raise RegazeError(f"{path}: not an image file (expected a PNG or JPEG normalized face crop; {e})") from e
         h, w = rgb.shape[:2]
         if h != w:
-            raise RegazeError(f"{path}: is {w}x{h}; expected a square normalized face crop ({size}x{size} for this model)")
+            raise RegazeError(f"{path}: is {w}x{h}; expected a square normalized face crop ({size}x{size} for this "
+                              f"model); for a raw photo add --photo")
         if h != size:
             log(f"{path}: {w}x{h} resized to {size}x{size}, the model's size")
             rgb = resize_images(rgb[None], size=size)[0]

