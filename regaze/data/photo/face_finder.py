@@ -5,38 +5,17 @@
 
 Points follow one order for every backend (FIVE_POINTS): the subject's right eye centre (on the image's left
 for a face that looks at the camera), the left eye centre, the nose tip, the right and the left mouth corner,
-in continuous pixel coordinates (x, y) with pixel (i, j) covering [j, j + 1) x [i, i + 1). A backend that
+in OpenCV's pixel coordinates (x, y): pixel (i, j) has its centre at (j, i). A backend that
 needs an optional package raises RegazeError naming the package and the extra that installs it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Protocol
 
-import numpy as np
-
+from regaze.data.photo.face_box import FIVE_POINTS, Face
 from regaze.errors import RegazeError
 
 __all__ = ["Face", "FaceFinder", "FIVE_POINTS", "FACE_FINDERS", "face_finder", "largest_face"]
-
-FIVE_POINTS = ("right_eye", "left_eye", "nose_tip", "right_mouth", "left_mouth")
-
-
-@dataclass(frozen=True)
-class Face:
-    box_xyxy: np.ndarray  # (4,) float64 x0, y0, x1, y1 in pixels
-    points_xy: np.ndarray  # (5, 2) float64, FIVE_POINTS order
-    score: float  # the detector's confidence in [0, 1]
-
-    @property
-    def area_px(self) -> float:
-        x0, y0, x1, y1 = self.box_xyxy
-        return float(max(x1 - x0, 0.0) * max(y1 - y0, 0.0))
-
-    def to_dict(self) -> dict:
-        return {"box_xyxy": [round(float(v), 2) for v in self.box_xyxy], "score": round(float(self.score), 4),
-                "points_xy": {name: [round(float(v), 2) for v in p] for name, p in zip(FIVE_POINTS, self.points_xy)}}
-
 
 class FaceFinder(Protocol):
     name: str

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from regaze.data.photo.face_finder import Face
+from regaze.data.photo.face_box import Face
 from regaze.errors import RegazeError
 
 __all__ = ["MtcnnFaceFinder", "mtcnn_model_dir"]
@@ -137,8 +137,8 @@ class MtcnnFaceFinder:
         ok = prob[:, 1] > self.thresholds[2]
         boxes, offsets, points, scores = boxes[ok], offsets[ok].astype(np.float64), points[ok].astype(np.float64), prob[ok, 1]
         wh = boxes[:, 2:4] - boxes[:, :2]  # (N, 2)
-        # relative point positions -> pixels; the networks' points sit on pixel indices, +0.5 = pixel centres
-        pts = np.stack([points[:, :5] * wh[:, :1] + boxes[:, :1], points[:, 5:] * wh[:, 1:] + boxes[:, 1:2]], -1) + 0.5
+        # relative point positions -> pixels (OpenCV's: pixel centres on the integers, as the crops were taken)
+        pts = np.stack([points[:, :5] * wh[:, :1] + boxes[:, :1], points[:, 5:] * wh[:, 1:] + boxes[:, 1:2]], -1)
         final = _regress(boxes, offsets)
         keep = _nms(final, scores.astype(np.float64), threshold=0.7, by_min=True)
         # MTCNN's points are in image order (left eye = the one on the image's left = the subject's right)
