@@ -263,3 +263,32 @@ def _tiny_run(tmp_path) -> Path:
               "val_pairs": 4, "threads": 1, "max_steps": 2}
     call_in_child("train_fixtures", "train_tiny_run", kwargs={"config": config, "data": str(data), "out": str(run)})
     return run
+
+
+def test_the_crop_of_a_synthetic_webcam_frame_is_the_renderers_own_normalized_view():
+    """Exact landmarks -> solvePnP -> warp reproduces the face as the camera turned and zoomed onto it sees it
+    (rendered at 3x and area-filtered: one ray per pixel aliases fine texture), and the head-pose label."""
+    from dataclasses import replace
+
+    from regaze.data.synth import SESSION_PARAMS, render_view
+    from regaze.data.synth.camera_frame import face_landmarks_head, normalized_view, sample_camera_frame_scenes
+
+    sc = sample_camera_frame_scenes(2, np.random.default_rng(4))
+    sc = replace(sc, session=sc.session.copy())
+    sc.session[:, SESSION_PARAMS.index("noise_std")] = 0.0  # two independent noise draws would dominate
+    frames = render_view(**sc.view)
+    k = sc.camera_matrix.copy()
+    k[:2, 2] -= 0.5  # camera.py's pixel centres -> OpenCV's
+    camera = PhotoCamera(matrix=k)
+    preset = NORMALIZATION_PRESETS["synth64"]
+    truth = normalized_view(sc, focal_px=preset.focal_px, distance_mm=600.0, size=64)
+    big = render_view(**normalized_view(sc, focal_px=3 * preset.focal_px, distance_mm=600.0, size=192).view)
+    mask = render_view(**truth.view, layers=True)["face_mask"] > 0.99
+    own = face_landmarks_head(sc.identity)
+    for i in range(2):
+        pose = estimate_head_pose(points_xy=sc.landmarks_2d[i, :5] - 0.5, model_points_head=own[i, :5], camera=camera)
+        norm = normalize_face(frames[i], pose=pose, camera=camera, focal_px=preset.focal_px, distance_mm=600.0, size=64)
+        assert np.allclose(norm.head_pitchyaw_rad, truth.head_pitchyaw_rad[i], atol=1e-5)
+        ref = cv2.resize(big[i], (64, 64), interpolation=cv2.INTER_AREA)
+        err = norm.crop[mask[i]].astype(float) - ref[mask[i]]
+        assert 10 * np.log10(255.0**2 / np.mean(err**2)) > 35.0

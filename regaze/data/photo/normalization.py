@@ -175,15 +175,29 @@ def normalize_face(image, *, pose: HeadPose, camera: PhotoCamera, focal_px: floa
     scale = np.diag([1.0, 1.0, distance_mm / np.linalg.norm(c)])
     k_norm = crop_camera_matrix(focal_px=focal_px, size=size)
     warp = k_norm @ scale @ rot @ np.linalg.inv(camera.matrix)  # (3, 3) photo -> crop
+    # Crop pixels per photo pixel at the face centre; below 1 the photo is first shrunk with an area filter so
+    # that the bilinear warp does not alias (a face 250 px wide into a 64-px crop).
+    zoom = focal_px * np.linalg.norm(c) / (distance_mm * float(np.sqrt(camera.matrix[0, 0] * camera.matrix[1, 1])))
+    src, to_src = np.asarray(image), np.eye(3)  # to_src: photo pixels -> pixels of `src`
+    if zoom < 0.5:
+        s = 2.0 * zoom  # twice the crop's sampling rate; bilinear does the rest (measured: 64-px crops from
+        # 640 x 480 frames, +0.8 dB over warping the full photo, benchmarks/photo_normalization.py)
+        h, w = src.shape[:2]
+        nw, nh = max(int(round(w * s)), 1), max(int(round(h * s)), 1)
+        sx, sy = nw / w, nh / h
+        src = cv2.resize(src, (nw, nh), interpolation=cv2.INTER_AREA)
+        to_src = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])  # pixel centres
     if _has_distortion(camera):  # sample through the lens model: crop pixel -> ray -> distorted photo pixel
         ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
         pix = np.stack([xs.ravel(), ys.ravel(), np.ones(size * size)])  # (3, S*S)
         rays = (rot.T @ np.linalg.inv(k_norm @ scale) @ pix).T  # (S*S, 3) camera coordinates
         proj = cv2.projectPoints(rays.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), camera.matrix, camera.dist_coeffs)[0]
+        proj = proj.reshape(-1, 2) * np.diag(to_src)[:2] + to_src[:2, 2]
         maps = proj.reshape(size, size, 2).astype(np.float32)
-        crop = cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.remap(src, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     else:
-        crop = cv2.warpPerspective(image, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.warpPerspective(src, warp @ np.linalg.inv(to_src), (size, size), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
     head_norm = rot @ pose.rotation
     return NormalizedFace(crop=crop, warp=warp, rotation=rot, head_pitchyaw_rad=head_matrix_to_pitchyaw(head_norm),
                           head_rotation_norm=head_norm, pose=pose, camera=camera, focal_px=float(focal_px),

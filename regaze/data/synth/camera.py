@@ -6,7 +6,9 @@ is 800 px for a 224-px patch (ETH-XGaze uses 960), scaled with the image size: a
 at the face, so the whole face with some hair fits and the eyes are ~19 px wide at 128 px.
 
 Pixel (row i, column j) covers [j, j+1) x [i, i+1) in continuous image coordinates; its centre is
-(j + 0.5, i + 0.5) and the principal point is (size / 2, size / 2).
+(j + 0.5, i + 0.5) and the principal point is (size / 2, size / 2). General pinhole cameras (camera_rays,
+project_pinhole) use the same convention for their matrix K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]; OpenCV's
+(pixel centre at (j, i)) has cx - 0.5, cy - 0.5.
 """
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ __all__ = [
     "project",
     "head_rotation",
     "face_centre_cam",
+    "normalized_camera_matrix",
+    "camera_rays",
+    "project_pinhole",
+    "face_px_per_mm",
 ]
 
 CAMERA_DISTANCE_MM = 600.0
@@ -73,3 +79,37 @@ def head_rotation(head_pitchyaw_rad: np.ndarray) -> np.ndarray:
     x = np.stack([np.cos(yaw), np.zeros_like(yaw), -np.sin(yaw)], axis=-1)  # (..., 3), horizontal
     y = np.cross(z, x)  # right-handed: x cross y = z
     return np.stack([x, y, z], axis=-1)  # (..., 3, 3) columns
+
+
+def normalized_camera_matrix(size: int) -> np.ndarray:
+    """(3, 3) K of the normalized camera above: focal_px(size), principal point (size / 2, size / 2)."""
+    f = focal_px(size)
+    return np.array([[f, 0.0, size / 2.0], [0.0, f, size / 2.0], [0.0, 0.0, 1.0]])
+
+
+def camera_rays(camera_matrix: np.ndarray, *, width: int, height: int) -> torch.Tensor:
+    """Unit ray directions through the pixel centres of a pinhole camera K (no skew): float32 (3, H * W),
+    row-major. For normalized_camera_matrix(size) this equals pixel_rays(size) bit for bit."""
+    k = np.asarray(camera_matrix, dtype=np.float64)
+    cu = (np.arange(width, dtype=np.float64) + 0.5 - k[0, 2]) / k[0, 0]  # (W,)
+    cv = (np.arange(height, dtype=np.float64) + 0.5 - k[1, 2]) / k[1, 1]  # (H,)
+    v, u = np.meshgrid(cv, cu, indexing="ij")  # (H, W)
+    d = np.stack([u.ravel(), v.ravel(), np.ones(width * height)])  # (3, HW)
+    d /= np.linalg.norm(d, axis=0, keepdims=True)
+    return torch.from_numpy(d.astype(np.float32))
+
+
+def project_pinhole(points_cam: np.ndarray, camera_matrix: np.ndarray) -> np.ndarray:
+    """(..., 3) camera-coordinate points (mm) -> (..., 2) continuous pixel coordinates (x, y) under K
+    (no skew)."""
+    p = np.asarray(points_cam, dtype=np.float64)
+    k = np.asarray(camera_matrix, dtype=np.float64)
+    x, y = p[..., 0] / p[..., 2], p[..., 1] / p[..., 2]
+    return np.stack([k[0, 0] * x + k[0, 2], k[1, 1] * y + k[1, 2]], axis=-1)
+
+
+def face_px_per_mm(*, camera_matrix: np.ndarray, face_centre_cam: np.ndarray) -> np.ndarray:
+    """Image scale at the face: mean(fx, fy) / |face centre| in px per mm. camera_matrix (..., 3, 3),
+    face_centre_cam (..., 3) -> (...). focal_px(size) / CAMERA_DISTANCE_MM for the normalized camera."""
+    k = np.asarray(camera_matrix, dtype=np.float64)
+    return 0.5 * (k[..., 0, 0] + k[..., 1, 1]) / np.linalg.norm(np.asarray(face_centre_cam, dtype=np.float64), axis=-1)

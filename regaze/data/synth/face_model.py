@@ -16,7 +16,8 @@ from regaze.data.synth.camera import CAMERA_DISTANCE_MM, head_rotation
 from regaze.data.synth.params import IDENTITY_PARAMS, SESSION_PARAMS, columns
 from regaze.geometry import pitchyaw_to_vector
 
-__all__ = ["EYEBALL_RADIUS_MM", "face_geometry", "build_scene", "landmarks_cam", "eye_axes_head"]
+__all__ = ["EYEBALL_RADIUS_MM", "face_geometry", "build_scene", "build_scene_view", "landmarks_cam",
+           "eye_axes_head"]
 
 EYEBALL_RADIUS_MM = 12.5
 _CRANIUM_Y_MM = -18.0  # cranium centre above the eye line
@@ -130,7 +131,13 @@ def eye_axes_head(geometry: dict, *, head_pitchyaw_rad, gaze_pitchyaw_rad, targe
     """
     rot = head_rotation(head_pitchyaw_rad)  # (n, 3, 3)
     g_cam = pitchyaw_to_vector(np.asarray(gaze_pitchyaw_rad, dtype=np.float64))  # (n, 3)
-    target_head = np.einsum("nji,nj->ni", rot, g_cam) * np.asarray(target_distance_mm)[:, None]  # M^T g d
+    return _verging_axes(geometry, rot=rot, gaze_cam=g_cam, target_distance_mm=target_distance_mm)
+
+
+def _verging_axes(geometry: dict, *, rot, gaze_cam, target_distance_mm):
+    """Eye axes toward the target at target_distance_mm along the unit camera-frame gaze (n, 3) from the face
+    centre, for the head -> camera rotation rot (n, 3, 3)."""
+    target_head = np.einsum("nji,nj->ni", rot, gaze_cam) * np.asarray(target_distance_mm)[:, None]  # M^T g d
     axes = []
     for key in ("eye_r", "eye_l"):
         v = target_head - geometry[key]
@@ -176,12 +183,38 @@ def build_scene(identity, session, *, head_pitchyaw_rad, gaze_pitchyaw_rad) -> d
     rot = head_rotation(head)  # (n, 3, 3) head -> camera
     ax_r, ax_l = eye_axes_head(geo, head_pitchyaw_rad=head, gaze_pitchyaw_rad=gaze_pitchyaw_rad,
                                target_distance_mm=s["target_distance_mm"])
+    origin = -rot[:, 2, :] * CAMERA_DISTANCE_MM  # M^T (0 - fc_cam), (n, 3)
+    return _assemble_scene(geo, s, rot=rot, origin=origin, axes=(ax_r, ax_l))
+
+
+def build_scene_view(identity, session, *, head_rot_cam, face_centre_cam, gaze_cam,
+                     light_rotation=None) -> dict[str, np.ndarray]:
+    """build_scene for a head anywhere in a camera: head_rot_cam (n, 3, 3) head -> camera (roll allowed),
+    face_centre_cam (n, 3) mm, gaze_cam (n, 3) unit vectors from the face centre toward the target."""
+    s = columns(session, SESSION_PARAMS)
+    geo = face_geometry(np.asarray(identity, dtype=np.float64))
+    rot = np.asarray(head_rot_cam, dtype=np.float64)
+    axes = _verging_axes(geo, rot=rot, gaze_cam=np.asarray(gaze_cam, dtype=np.float64),
+                         target_distance_mm=s["target_distance_mm"])
+    origin = -np.einsum("nji,nj->ni", rot, np.asarray(face_centre_cam, dtype=np.float64))  # M^T (0 - c), (n, 3)
+    return _assemble_scene(geo, s, rot=rot, origin=origin, axes=axes, light_rotation=light_rotation)
+
+
+def _assemble_scene(geo: dict, s: dict, *, rot, origin, axes, light_rotation=None) -> dict[str, np.ndarray]:
+    """The scene dict from the geometry, the session columns, the pose (rot, ray origin in head coordinates)
+    and the eye axes; the light is fixed in the camera, so it turns into the head frame with rot.
+    light_rotation (n, 3, 3): the session's light direction is given in another camera, this rotation from it
+    to the rendering camera (a normalized view of a photo keeps the photo's light: R)."""
+    ax_r, ax_l = axes
+    n = rot.shape[0]
     scene = dict(geo)
     scene["axis_r"], scene["axis_l"] = ax_r, ax_l
-    scene["origin"] = -rot[:, 2, :] * CAMERA_DISTANCE_MM  # M^T (0 - fc_cam), (n, 3)
+    scene["origin"] = origin
     scene["rot"] = rot
     az, el = s["light_azimuth_rad"], s["light_elevation_rad"]
     light_cam = np.stack([np.sin(az) * np.cos(el), -np.sin(el), -np.cos(az) * np.cos(el)], -1)  # to the light
+    if light_rotation is not None:
+        light_cam = np.einsum("nij,nj->ni", np.asarray(light_rotation, dtype=np.float64), light_cam)
     scene["light"] = np.einsum("nji,nj->ni", rot, light_cam)
     # Lids follow the eye's pitch relative to the head: up-gaze lifts the upper lid, down-gaze lowers it.
     for side, ax in (("r", ax_r), ("l", ax_l)):
@@ -189,6 +222,6 @@ def build_scene(identity, session, *, head_pitchyaw_rad, gaze_pitchyaw_rad) -> d
         scene[f"lid_up_{side}"] = np.clip(geo["eye_opening"] * 5.6 + 0.85 * EYEBALL_RADIUS_MM * sin_pitch, 0.6, None)
         scene[f"lid_lo_{side}"] = np.clip(geo["eye_opening"] * 4.2 - 0.3 * EYEBALL_RADIUS_MM * sin_pitch, 0.6, None)
     scene.update({k: s[k] for k in SESSION_PARAMS})
-    scene["iris_cos"] = np.full(identity.shape[0], np.sqrt(1.0 - (_IRIS_RADIUS_MM / EYEBALL_RADIUS_MM) ** 2))
+    scene["iris_cos"] = np.full(n, np.sqrt(1.0 - (_IRIS_RADIUS_MM / EYEBALL_RADIUS_MM) ** 2))
     scene["pupil_cos"] = np.sqrt(1.0 - (s["pupil_radius_mm"] / EYEBALL_RADIUS_MM) ** 2)
     return scene

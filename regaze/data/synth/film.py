@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["background", "blur", "add_noise", "to_uint8"]
+__all__ = ["background", "background_rect", "blur", "add_noise", "to_uint8"]
 
 
 def background(session_cols: dict[str, np.ndarray], *, size: int) -> torch.Tensor:
@@ -33,6 +33,19 @@ def background(session_cols: dict[str, np.ndarray], *, size: int) -> torch.Tenso
         img = img * (1.0 + float(session_cols["bg_texture"][i]) * tex)
         out[i] = np.clip(img, 0.0, 1.0).reshape(3, -1)
     return torch.from_numpy(out)
+
+
+def background_rect(session_cols: dict[str, np.ndarray], *, height: int, width: int) -> torch.Tensor:
+    """background() for a height x width image: the centre of the square one of side max(height, width), so
+    that gradient and texture cells keep their aspect. float32 (n, 3, height * width); equal to
+    background(size=height) when the image is square."""
+    side = max(height, width)
+    full = background(session_cols, size=side)
+    if height == width:
+        return full
+    top, left = (side - height) // 2, (side - width) // 2
+    crop = full.view(-1, 3, side, side)[:, :, top:top + height, left:left + width]  # (n, 3, H, W)
+    return crop.reshape(-1, 3, height * width)
 
 
 def blur(images: torch.Tensor, *, sigma_px: np.ndarray, radius_px: int) -> torch.Tensor:

@@ -5,6 +5,11 @@ head's analytic primitives (face_model.py, surfaces.py); the nearest hit is pain
 (Lambert with wrap, ambient, Phong highlights on skin and eyes); the eyeballs show through the lid
 aperture; glasses sit on a plane in front of the eyes; the head is composited over the background with
 analytic edge coverage, then blurred, noised and quantised (film.py).
+
+render() is the normalized camera of camera.py (face centre on the axis at CAMERA_DISTANCE_MM, square images);
+render_view() is any pinhole camera with the head anywhere in it, roll included. Both share the pixel stage
+(_shade); everything measured in pixels per mm (edge softness, blur) uses the scale at the face centre,
+f / |face centre|, so a face looks the same up to scale at any distance and focal length.
 """
 from __future__ import annotations
 
@@ -12,17 +17,20 @@ import numpy as np
 import torch
 
 from regaze.data.synth import film, paint
-from regaze.data.synth.camera import CAMERA_DISTANCE_MM, focal_px, pixel_rays
-from regaze.data.synth.face_model import EYEBALL_RADIUS_MM, build_scene
+from regaze.data.synth.camera import CAMERA_DISTANCE_MM, camera_rays, face_px_per_mm, focal_px, pixel_rays
+from regaze.data.synth.face_model import EYEBALL_RADIUS_MM, build_scene, build_scene_view
 from regaze.data.synth.params import IDENTITY_PARAMS, SESSION_PARAMS, columns
 from regaze.data.synth.surfaces import (
     MISS, cylinder_y, dot, ellipsoid, normalize, point_on_ray, relief_gradient, rotate_x, sphere,
 )
 
-__all__ = ["render", "SIZES"]
+__all__ = ["render", "render_view", "SIZES"]
 
 SIZES = (64, 128, 224)
 _CHUNK = 16  # images per pixel-stage pass: keeps the (n, HW) temporaries in cache
+_TILE_PX = 1 << 18  # render_view: pixels per pixel-stage pass of one image (memory stays ~ that of a chunk)
+_PPM_128 = focal_px(128) / CAMERA_DISTANCE_MM  # px per mm of the 128-px normalized camera: film's unit of blur
+_MIN_DISTANCE_MM = 250.0  # the head is ~25 cm deep: a camera closer than this can sit inside it
 _BLEND_MM = 10.0  # normals of the face group blend over this depth difference (mm)
 _FACE_GROUP = ("cranium", "jaw", "chin", "nose_bridge", "nose_tip")
 _RELIEF = ("cranium", "jaw", "chin")  # surfaces that carry the painted relief (face_model bumps)
@@ -55,7 +63,92 @@ def render(*, identity, session, head, gaze, size: int = 128, layers: bool = Fal
     return result if layers else result["image"]
 
 
-def _columns_to_torch(scene: dict, size: int) -> dict[str, torch.Tensor]:
+def render_view(*, identity, session, head_rot_cam, face_centre_cam, gaze_cam, camera_matrix, width: int,
+                height: int, layers: bool = False, light_rotation=None):
+    """Render faces seen by any pinhole camera. identity (n, P_id); session (n, P_s); head_rot_cam (n, 3, 3)
+    head -> camera rotations (columns: the head's x, y, z axes in the camera, as camera.head_rotation; roll
+    allowed); face_centre_cam (n, 3) mm, in front of the camera; gaze_cam (n, 3) unit vectors from the face
+    centre toward the target (the eyes verge on it at the session's target_distance_mm); camera_matrix (3, 3)
+    K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with camera.py's pixel centres (j + 0.5, i + 0.5), or (n, 3, 3),
+    one per image (normalized views of faces at different distances have different focal lengths).
+    -> uint8 (n, height, width, 3) RGB, or with layers=True a dict with `image` and float32 (n, height, width)
+    layers: `face_mask` (coverage of face, hair, ears and neck; 0 on the background), `head_mask` (the same
+    without the neck), and render()'s `pupil_r`, `pupil_l`, `nose_z`.
+
+    The light is fixed in the camera as in render(), or in the camera that light_rotation (n, 3, 3) turns into
+    this one (normalized_view passes R); the background fills the image whatever its shape.
+    For the normalized camera (camera.normalized_camera_matrix(size), face centre (0, 0, CAMERA_DISTANCE_MM),
+    head_rotation(head), pitchyaw_to_vector(gaze)) it gives render()'s bytes. Images render one at a time.
+    Float32 ray casting keeps faces exact to ~2 m; farther, edges start to shimmer.
+    """
+    ids, ses, rot, fc, gaze, k = _checked_view_args(identity=identity, session=session, head_rot_cam=head_rot_cam,
+                                                    face_centre_cam=face_centre_cam, gaze_cam=gaze_cam,
+                                                    camera_matrix=camera_matrix, width=width, height=height)
+    n, width, height = ids.shape[0], int(width), int(height)
+    k = np.broadcast_to(k, (n, 3, 3))
+    outs, rays = [], None
+    for i in range(n):
+        if rays is None or not np.array_equal(k[i], k[i - 1]):
+            rays = camera_rays(k[i], width=width, height=height)  # (3, HW)
+        ppm = float(face_px_per_mm(camera_matrix=k[i], face_centre_cam=fc[i]))
+        light = None if light_rotation is None else np.asarray(light_rotation, np.float64).reshape(-1, 3, 3)[i:i + 1]
+        outs.append(_render_view_one(ids[i:i + 1], ses[i:i + 1], rot[i:i + 1], fc[i:i + 1], gaze[i:i + 1], rays=rays,
+                                     px_per_mm=ppm, width=width, height=height, layers=layers, light_rotation=light))
+    result = {key: np.concatenate([o[key] for o in outs]) for key in outs[0]}
+    return result if layers else result["image"]
+
+
+def _checked_view_args(*, identity, session, head_rot_cam, face_centre_cam, gaze_cam, camera_matrix, width, height):
+    """render_view's arguments as float64 arrays, or a ValueError that says what was expected."""
+    k = np.asarray(camera_matrix, dtype=np.float64)
+    if k.ndim not in (2, 3) or k.shape[-2:] != (3, 3) or np.any(k[..., 0, 0] <= 0) or np.any(k[..., 1, 1] <= 0) or \
+            np.any(k[..., 0, 1] != 0) or np.any(k[..., 1, 0] != 0) or np.any(k[..., 2, :] != (0.0, 0.0, 1.0)):
+        raise ValueError("render_view: expected camera_matrix (3, 3) or (n, 3, 3) [[fx, 0, cx], [0, fy, cy], "
+                         f"[0, 0, 1]] with fx, fy > 0, got {k.tolist() if k.size == 9 else k.shape}")
+    if int(width) != width or int(height) != height or width < 1 or height < 1:
+        raise ValueError(f"render_view: width and height must be positive integers, got {width} x {height}")
+    ids, ses, rot, fc, gaze = (np.asarray(a, dtype=np.float64)
+                               for a in (identity, session, head_rot_cam, face_centre_cam, gaze_cam))
+    n = ids.shape[0] if ids.ndim == 2 else 0
+    for name, a, shape in (("identity", ids, (n, len(IDENTITY_PARAMS))), ("session", ses, (n, len(SESSION_PARAMS))),
+                           ("head_rot_cam", rot, (n, 3, 3)), ("face_centre_cam", fc, (n, 3)),
+                           ("gaze_cam", gaze, (n, 3)), ("camera_matrix", k, (n, 3, 3) if k.ndim == 3 else (3, 3))):
+        if n == 0 or a.shape != shape:
+            raise ValueError(f"render_view: expected {name} of shape {shape} (n = {n} images, n >= 1), got {a.shape}")
+    if not np.allclose(np.einsum("nji,njk->nik", rot, rot), np.eye(3), atol=1e-5) or np.any(np.linalg.det(rot) < 0):
+        raise ValueError("render_view: head_rot_cam must hold rotation matrices (orthonormal, determinant +1)")
+    if np.any(fc[:, 2] < _MIN_DISTANCE_MM):
+        raise ValueError(f"render_view: face_centre_cam must lie at z >= {_MIN_DISTANCE_MM} mm in front of the "
+                         f"camera, got z = {fc[:, 2].min():.1f} mm")
+    if np.any(np.abs(np.linalg.norm(gaze, axis=1) - 1.0) > 1e-5):
+        raise ValueError("render_view: gaze_cam must hold unit vectors")
+    return ids, ses, rot, fc, gaze, k
+
+
+def _render_view_one(identity, session, rot, fc, gaze, *, rays, px_per_mm: float, width: int, height: int,
+                     layers: bool, light_rotation=None) -> dict[str, np.ndarray]:
+    """One image of render_view, in tiles of rows of at most _TILE_PX pixels."""
+    scene = build_scene_view(identity, session, head_rot_cam=rot, face_centre_cam=fc, gaze_cam=gaze,
+                             light_rotation=light_rotation)
+    dist_mm = float(np.linalg.norm(fc[0]))
+    P = _columns_to_torch(scene, px_per_mm=px_per_mm)  # edge widths and blur follow the scale at the face centre
+    s_cols = columns(session, SESSION_PARAMS)
+    bg = film.background_rect(s_cols, height=height, width=width)  # (1, 3, HW)
+    step = max(1, _TILE_PX // width) * width
+    tiles = [_shade(P, rays[:, a:a + step], background=bg[:, :, a:a + step], px_per_mm=px_per_mm,
+                    eye_t_max_mm=2.0 * dist_mm, any_glasses=bool(scene["glasses"][0] > 0.5), layers=layers)
+             for a in range(0, width * height, step)]
+    img = torch.cat([t[0] for t in tiles], 2).view(1, 3, height, width)
+    scale = px_per_mm / _PPM_128  # face scale relative to the 128-px normalized camera
+    img = film.blur(img, sigma_px=s_cols["blur_px128"] * scale, radius_px=max(1, round(1.6 * scale)))
+    img = film.add_noise(img, noise_std=s_cols["noise_std"], noise_seed=s_cols["noise_seed"])
+    out = {"image": film.to_uint8(img)}
+    for key in tiles[0][1]:
+        out[key] = torch.cat([t[1][key] for t in tiles], 1).view(1, height, width).numpy()
+    return out
+
+
+def _columns_to_torch(scene: dict, *, px_per_mm: float) -> dict[str, torch.Tensor]:
     """Per-image scene values -> float32 (n, 1) columns named as in the pixel stage."""
     n = scene["skin"].shape[0]
     P: dict[str, np.ndarray] = {}
@@ -89,7 +182,7 @@ def _columns_to_torch(scene: dict, size: int) -> dict[str, torch.Tensor]:
               "hairline_mm", "glasses", "glasses_dark", "lid_up_r", "lid_up_l", "lid_lo_r", "lid_lo_l",
               "iris_cos", "pupil_cos", "ambient", "specular", "light_intensity", "light_r", "light_g", "light_b"):
         P[k] = scene[k]
-    ppm = focal_px(size) / CAMERA_DISTANCE_MM
+    ppm = px_per_mm
     P["inv_iris_span"] = 1.0 / (1.0 - scene["iris_cos"])
     P["iris_px_per_cos"] = EYEBALL_RADIUS_MM * ppm / np.sqrt(1.0 - scene["iris_cos"] ** 2)
     P["pupil_px_per_cos"] = EYEBALL_RADIUS_MM * ppm / np.sqrt(1.0 - scene["pupil_cos"] ** 2)
@@ -111,10 +204,30 @@ def _columns_to_torch(scene: dict, size: int) -> dict[str, torch.Tensor]:
 
 def _render_chunk(identity, session, head, gaze, *, size: int, layers: bool) -> dict[str, np.ndarray]:
     scene = build_scene(identity, session, head_pitchyaw_rad=head, gaze_pitchyaw_rad=gaze)
-    P = _columns_to_torch(scene, size)
-    n, hw = identity.shape[0], size * size
     ppm = focal_px(size) / CAMERA_DISTANCE_MM  # pixels per mm at the face centre
-    rays = pixel_rays(size)  # (3, HW), camera coordinates
+    P = _columns_to_torch(scene, px_per_mm=ppm)
+    n = identity.shape[0]
+    s_cols = columns(session, SESSION_PARAMS)
+    bg = film.background(s_cols, size=size)  # (n, 3, HW)
+    colour, extra = _shade(P, pixel_rays(size), background=bg, px_per_mm=ppm, eye_t_max_mm=CAMERA_DISTANCE_MM * 2,
+                           any_glasses=bool(np.any(scene["glasses"] > 0.5)), layers=layers)
+    img = colour.view(n, 3, size, size)
+    img = film.blur(img, sigma_px=s_cols["blur_px128"] * size / 128.0, radius_px=max(1, round(1.6 * size / 128.0)))
+    img = film.add_noise(img, noise_std=s_cols["noise_std"], noise_seed=s_cols["noise_seed"])
+    out = {"image": film.to_uint8(img)}
+    if layers:
+        for k in ("pupil_r", "pupil_l", "nose_z"):
+            out[k] = extra[k].view(n, size, size).numpy()
+    return out
+
+
+def _shade(P, rays, *, background, px_per_mm, eye_t_max_mm, any_glasses: bool, layers: bool):
+    """The pixel stage: rays (3, HW) in the camera, background (n, 3, HW) -> colour (n, 3, HW) composited
+    over the background, before the film, and (with layers) float32 (n, HW) layers: face_mask (head
+    coverage), head_mask (the same without the neck), pupil_r, pupil_l, nose_z. Every pixel is computed
+    alone, so any split of the pixels or the images gives the same values."""
+    n, hw = background.shape[0], rays.shape[1]
+    ppm = px_per_mm
     # Rays in head coordinates: d_head = M^T d_cam, origin = M^T (0 - face centre).
     d = tuple(P[f"m0{i}"] * rays[0] + P[f"m1{i}"] * rays[1] + P[f"m2{i}"] * rays[2] for i in range(3))  # (n, HW)
     o = (P["origin_x"], P["origin_y"], P["origin_z"])  # (n, 1)
@@ -180,6 +293,8 @@ def _render_chunk(identity, session, head, gaze, *, size: int, layers: bool) -> 
     for k, radius_mm in (("cranium", 80.0), ("jaw", 60.0), ("chin", 20.0), ("hair", 85.0), ("ear", 15.0),
                          ("neck", 60.0)):
         a_k = (cands[k][1] * (0.5 * radius_mm * ppm) + 0.5).clamp(0.0, 1.0)
+        if k == "neck":
+            head_alpha = alpha
         alpha = torch.maximum(alpha, a_k if k not in valid else torch.where(valid[k], a_k, 0.0))
     t_best = torch.where(best < MISS, best, MISS)
 
@@ -228,7 +343,7 @@ def _render_chunk(identity, session, head, gaze, *, size: int, layers: bool) -> 
     t_eye, n_eye = sphere(o, d, centre=eye_c, radius=EYEBALL_RADIUS_MM)
     axis = tuple(torch.where(right_eye, P[f"axis_r_{a}"], P[f"axis_l_{a}"]) for a in "xyz")
     cos_axis = dot(n_eye, axis)
-    q = point_on_ray(o, d, t_eye.clamp_max(CAMERA_DISTANCE_MM * 2))
+    q = point_on_ray(o, d, t_eye.clamp_max(eye_t_max_mm))
     lid_up_e = torch.where(right_eye, P["lid_up_r"], P["lid_up_l"])
     lid_lo_e = torch.where(right_eye, P["lid_lo_r"], P["lid_lo_l"])
     e_up, e_lo, _ = paint.eye_aperture(q[0].abs() - P["eye_x"], q[1] - P["eye_y"], lid_up=lid_up_e, lid_lo=lid_lo_e, P=P)
@@ -243,22 +358,18 @@ def _render_chunk(identity, session, head, gaze, *, size: int, layers: bool) -> 
     eye_col = tuple(eye_alb[i] * eye_diffuse * lid_shadow * light[i] + eye_spec * light[i] for i in range(3))
     colour = paint.lerp3(colour, eye_col, eye_a)
 
-    # --- Background, glasses, film. ---
-    s_cols = columns(session, SESSION_PARAMS)
-    bg = film.background(s_cols, size=size)  # (n, 3, HW)
+    # --- Background, glasses. ---
+    bg = background
     colour = tuple(bg[:, i] + alpha * (colour[i] - bg[:, i]) for i in range(3))
-    if np.any(scene["glasses"] > 0.5):
+    if any_glasses:
         colour = _glasses(colour, o, d, P=P, t_skin=t_best, px_per_mm=ppm)
-    img = torch.stack(colour, 1).view(n, 3, size, size)
-    img = film.blur(img, sigma_px=s_cols["blur_px128"] * size / 128.0, radius_px=max(1, round(1.6 * size / 128.0)))
-    img = film.add_noise(img, noise_std=s_cols["noise_std"], noise_seed=s_cols["noise_seed"])
-    out = {"image": film.to_uint8(img)}
+    extra = {}
     if layers:
         pupil = paint.soft((cos_axis - P["pupil_cos"]) * P["pupil_px_per_cos"], 1.0) * (t_eye < MISS)
-        out["pupil_r"] = (pupil * right_eye).view(n, size, size).numpy()
-        out["pupil_l"] = (pupil * ~right_eye).view(n, size, size).numpy()
-        out["nose_z"] = torch.where(part["nose_tip"] & (best < MISS), p[2], float("inf")).view(n, size, size).numpy()
-    return out
+        nose_z = torch.where(part["nose_tip"] & (best < MISS), p[2], float("inf"))
+        extra = {"face_mask": alpha, "head_mask": head_alpha, "pupil_r": pupil * right_eye,
+                 "pupil_l": pupil * ~right_eye, "nose_z": nose_z}
+    return torch.stack(colour, 1), extra
 
 
 def _power_of_two(x: torch.Tensor, log2_power: int) -> torch.Tensor:
