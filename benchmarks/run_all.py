@@ -18,6 +18,7 @@ BENCHMARKS = {
     "training_speed": "benchmarks.training_speed",
     "evaluation_speed": "benchmarks.evaluation_speed",
     "augment_speed": "benchmarks.augment_speed",
+    "onnx_speed": "benchmarks.onnx_speed",
 }
 
 

@@ -22,6 +22,7 @@ COMMANDS = {
     "redirect": "regaze.commands.redirect",
     "normalize": "regaze.commands.normalize",
     "demo": "regaze.commands.demo",
+    "export": "regaze.commands.export",
 }
 
 

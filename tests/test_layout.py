@@ -21,7 +21,8 @@ MAY_IMPORT = {
     "evaluation": {"leaves", "model", "data"},
     "augment": {"leaves", "model", "data"},
     "demo": {"leaves", "model", "data", "training", "evaluation", "augment"},
-    "commands": {"leaves", "model", "data", "training", "evaluation", "augment", "demo"},
+    "export": {"leaves", "model"},
+    "commands": {"leaves", "model", "data", "training", "evaluation", "augment", "demo", "export"},
 }
 MAX_LINES = 400
 
