@@ -4,7 +4,6 @@ untouched, the face finder on real photos that ship inside installed wheels, and
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2

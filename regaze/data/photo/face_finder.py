@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
+import numpy as np
+
 from regaze.data.photo.face_box import FIVE_POINTS, Face
 from regaze.errors import RegazeError
 
 __all__ = ["Face", "FaceFinder", "FIVE_POINTS", "FACE_FINDERS", "face_finder", "largest_face"]
+
 
 class FaceFinder(Protocol):
     name: str
