@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt pip
-	$(PY) -m pip install -c constraints.txt --build-constraint constraints.txt -e '.[dev,tensorboard,photo,export]'
+	$(PY) -m pip install -c constraints.txt --build-constraint constraints.txt -e '.[dev,tensorboard,photo,export,app]'
 	touch $(STAMP)
 
 install: $(STAMP)

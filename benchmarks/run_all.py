@@ -19,6 +19,7 @@ BENCHMARKS = {
     "evaluation_speed": "benchmarks.evaluation_speed",
     "augment_speed": "benchmarks.augment_speed",
     "onnx_speed": "benchmarks.onnx_speed",
+    "app_speed": "benchmarks.app_speed",
 }
 
 

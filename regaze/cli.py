@@ -23,6 +23,7 @@ COMMANDS = {
     "normalize": "regaze.commands.normalize",
     "demo": "regaze.commands.demo",
     "export": "regaze.commands.export",
+    "app": "regaze.commands.app",
 }
 
 

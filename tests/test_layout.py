@@ -22,7 +22,8 @@ MAY_IMPORT = {
     "augment": {"leaves", "model", "data"},
     "demo": {"leaves", "model", "data", "training", "evaluation", "augment"},
     "export": {"leaves", "model"},
-    "commands": {"leaves", "model", "data", "training", "evaluation", "augment", "demo", "export"},
+    "app": {"leaves", "model", "data"},
+    "commands": {"leaves", "model", "data", "training", "evaluation", "augment", "demo", "export", "app"},
 }
 MAX_LINES = 400
 
