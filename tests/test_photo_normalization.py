@@ -248,6 +248,9 @@ def test_redirect_photo_changes_only_the_eyes_for_a_gaze_change(tmp_path, capsys
     assert "add --photo" in capsys.readouterr().err
     assert cli_main(["redirect", str(GRACE_HOPPER), "--largest", "--gaze", "0,0", "-o", str(tmp_path / "o3")]) == 1
     assert "add --photo" in capsys.readouterr().err
+    assert cli_main(["redirect", "--photo", str(GRACE_HOPPER), "--gaze", "0,0", "--min-score", "3", "--run", str(run),
+                     "-o", str(tmp_path / "o4")]) == 1
+    assert "--min-score must be in [0, 1]" in capsys.readouterr().err and not (tmp_path / "o4").exists()
 
 
 def _tiny_run(tmp_path) -> Path:

@@ -57,6 +57,8 @@ def redirect_photos(paths, *, run, out_dir, gaze_rad=None, head_rad=None, source
 
     if gaze_rad is None and head_rad is None:
         raise RegazeError("nothing to do: give --gaze and/or --head")
+    if not 0.0 <= min_score <= 1.0:
+        raise RegazeError(f"--min-score must be in [0, 1]; got {min_score}")
     for name, value in (("gaze", gaze_rad), ("head", head_rad), ("source gaze", source_gaze_rad),
                         ("source head", source_head_rad)):
         if value is not None:
