@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all test-avx2 bench clean
+.PHONY: install demo test test-all test-avx2 test-gpu bench bench-gpu clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ test-avx2: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
+
+# On a CUDA machine: the GPU recipe's training and inference rates, peak memory and the data loader's rate
+# (benchmarks/gpu.py, about 5 minutes); without a GPU it says so and exits 2.
+bench-gpu: $(STAMP)
+	$(PY) -m benchmarks.gpu
+
+# The tests marked `gpu` (a short CUDA training run, save / resume on CUDA, the GPU benchmark's figures).
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -m gpu
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -13,6 +13,7 @@ import time
 # name -> module with main(quick: bool) -> dict. Order: cheap first.
 BENCHMARKS = {
     "data_loading": "benchmarks.data_loading",
+    "pair_loading": "benchmarks.pair_loading",
     "synth_speed": "benchmarks.synth_speed",
     "model_speed": "benchmarks.model_speed",
     "training_speed": "benchmarks.training_speed",

@@ -180,10 +180,20 @@ class DataConfig:
     # for validation (regaze/training/val_split.py); -1 = auto (5 % of the subjects, at least 1); 0 = none.
     # Files with a split (regaze files, synthetic data) use their own subjects_val.
     val_subjects: int = -1
+    # Each step's pairs are made ahead of the step (regaze/training/pair_stream.py): in the training process
+    # (0), or in this many DataLoader worker processes per rank, each with its own HDF5 handles. Workers pay
+    # when the images are read from disk (data larger than cache_mb) and a GPU does the step; on a 2-core CPU
+    # they take cores from the step itself. The pairs are the same for any number of workers.
+    loader_workers: int = 0
+    prefetch: int = 4  # batches each worker makes ahead of the step that needs them
 
     def __post_init__(self):
         if self.val_subjects < -1:
             raise RegazeError(f"data.val_subjects must be -1 (auto), 0 (none) or a number of subjects; got {self.val_subjects}")
+        if self.loader_workers < 0:
+            raise RegazeError(f"data.loader_workers must be >= 0 (0 = make the batches in the training process), got {self.loader_workers}")
+        if self.prefetch < 1:
+            raise RegazeError(f"data.prefetch must be >= 1 (batches per worker made ahead), got {self.prefetch}")
 
 
 @dataclass
@@ -228,6 +238,12 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto = CUDA when available, else CPU
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    # precision and speed switches (the loop applies them in one place). amp: "auto" = bf16 autocast on CUDA and
+    # float32 elsewhere; "bf16" = bf16 autocast on any device; "off" = float32. Angles, normalisation and
+    # losses stay float32 under autocast.
+    amp: str = "auto"
+    channels_last: bool = False  # NHWC memory format for the convolutions (faster with tensor cores)
+    compile: bool = False  # torch.compile the generator's pair forward and the discriminator (compiles on the first steps)
 
     def __post_init__(self):
         if self.target not in ("random", "gaze", "head", "both"):
@@ -242,6 +258,8 @@ class TrainConfig:
         if (self.loss.guide or self.loss.guide_random) and not self.guide_estimator:
             raise RegazeError("loss.guide / loss.guide_random need guide_estimator=DIR (a `regaze estimator train` "
                               "directory trained on this data's training subjects)")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise RegazeError(f"amp must be 'auto' (bf16 on CUDA), 'bf16' or 'off', got {self.amp!r}")
         if self.gan_start_step < 0:
             raise RegazeError(f"gan_start_step must be >= 0, got {self.gan_start_step}")
         if not self.loss.rec and not self.loss.gen:

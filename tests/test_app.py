@@ -1,19 +1,17 @@
-"""`regaze app` (regaze/app/): the update handler is Redirector.redirect, bad uploads and bad starts give messages,
-the page needs nothing from the network, and (browser test) a slider moved in headless Chromium shows the
-model's image for those angles."""
+"""`regaze app` (regaze/app/, a Gradio page): the update handler is Redirector.redirect, the page's events answer
+with its images, bad uploads and bad starts give messages, the page needs nothing from the network, and (browser
+test) a slider moved in headless Chromium shows the model's image for those angles."""
 from __future__ import annotations
 
-import base64
 import io
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -23,7 +21,6 @@ import torch
 from PIL import Image
 
 from regaze.app import AppHandler, UploadError, sample_faces
-from regaze.app.server import make_server
 from regaze.cli import main
 from regaze.errors import RegazeError
 from regaze.model.pretrained import load_redirector, resolve_run
@@ -31,6 +28,29 @@ from regaze.model.pretrained import load_redirector, resolve_run
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOT = ROOT / "docs" / "app_screenshot.png"
+# `regaze app` in a child process that refuses (and reports) any connection or name lookup beyond this machine
+OFFLINE_APP = r"""
+import socket, sys
+LOCAL = ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::")
+def refused(what):
+    print(f"NETWORK: {what}", file=sys.stderr, flush=True)
+    raise OSError(f"the network is off in this test ({what})")
+def guard(original):
+    def connect(self, address, *a):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in LOCAL:
+            refused(address)
+        return original(self, address, *a)
+    return connect
+socket.socket.connect, socket.socket.connect_ex = guard(socket.socket.connect), guard(socket.socket.connect_ex)
+_getaddrinfo = socket.getaddrinfo
+def getaddrinfo(host, *a, **k):
+    if host is not None and host not in LOCAL and not str(host).startswith("127."):
+        refused(host)
+    return _getaddrinfo(host, *a, **k)
+socket.getaddrinfo = getaddrinfo
+from regaze.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +69,12 @@ def _png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _from_data_url(url: str) -> np.ndarray:
-    assert url.startswith("data:image/png;base64,"), url[:40]
-    return np.array(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+def _read_png(source) -> np.ndarray:
+    """A file path or an http URL -> (H, W, 3) uint8."""
+    if str(source).startswith("http"):
+        with urllib.request.urlopen(source, timeout=30) as r:
+            source = io.BytesIO(r.read())
+    return np.array(Image.open(source).convert("RGB"))
 
 
 def _free_port() -> int:
@@ -121,47 +144,85 @@ def test_raw_photo_upload_is_normalized_to_its_largest_face(app):
     assert app.update(face=reply["face"], gaze_deg=(0, 0))["source"].shape == (64, 64, 3)
 
 
+# ------------------------------------------------------------------------------ the Gradio page, in this process
 @pytest.fixture(scope="module")
-def server(app):
-    port = _free_port()
-    srv = make_server(app, host="127.0.0.1", port=port, model_note="test model")
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}/"
-    srv.shutdown()
-    srv.server_close()
+def served(app):
+    pytest.importorskip("gradio", reason="needs gradio (the app extra)")
+    from regaze.app.page import CSS, build_page
+    from regaze.app.server import serve
+
+    page = build_page(app, model_note="test model")
+    url = serve(page, host="127.0.0.1", port=_free_port(), css=CSS)
+    yield url
+    page.close(verbose=False)
 
 
-def _post(url: str, body: bytes) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+def _page_event(url: str, api_name: str, *inputs, session: str = "test") -> list:
+    """One event of the page as its script sends it (POST gradio_api/run/predict: the events skip the queue) ->
+    every output's value (images as FileData dicts, None for a session state)."""
+    with urllib.request.urlopen(url + "config", timeout=30) as r:
+        fn_index = [d.get("api_name") for d in json.loads(r.read())["dependencies"]].index(api_name)
+    body = json.dumps({"data": list(inputs), "fn_index": fn_index, "session_hash": session}).encode()
+    request = urllib.request.Request(url + "gradio_api/run/predict", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        return json.loads(r.read())["data"]
 
 
-def test_server_answers_with_the_handler_image_and_messages_not_tracebacks(server, app):
-    status, reply = _post(server + "api/update", json.dumps({"face": "sample:0", "gaze": [5, 25], "head": None,
-                                                              "compose": "decode"}).encode())
-    assert status == 200
+def _page_upload(url: str, path: Path) -> dict:
+    """A file sent as the page's upload box sends it -> the FileData the upload event gets."""
+    import httpx  # a dependency of gradio
+
+    with open(path, "rb") as f:
+        reply = httpx.post(url + "gradio_api/upload", files={"files": (path.name, f)}, timeout=60)
+    reply.raise_for_status()
+    return {"path": reply.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+
+
+def test_a_slider_event_answers_with_the_handler_image(served, app):
+    redirected, angles, message = _page_event(served, "gaze_yaw", "sample:0", "decode", 5, 25, 0, 0, None, None)[:3]
     direct = app.update(face="sample:0", gaze_deg=(5, 25), compose="decode")
-    assert np.array_equal(_from_data_url(reply["redirected"]), direct["redirected"])
-    assert np.array_equal(_from_data_url(reply["source"]), direct["source"])
-    for url, body, message in [("api/upload", b"GIF89a broken", "not an image"),
-                               ("api/update", b"{not json", "not JSON"),
-                               ("api/update", json.dumps({"face": "sample:0", "gaze": [0, 90]}).encode(), "gaze yaw")]:
-        status, reply = _post(server + url, body)
-        assert status == 400 and message in reply["error"] and "Traceback" not in reply["error"]
+    assert np.array_equal(_read_png(redirected["url"]), direct["redirected"]) and message == ""
+    assert "Target gaze: (+5.0, +25.0); head: kept" in angles
+    assert f"gaze ({direct['source_gaze_deg'][0]:+.1f}, {direct['source_gaze_deg'][1]:+.1f})" in angles
 
 
-def test_page_fetches_nothing_from_the_network(server):
-    with urllib.request.urlopen(server, timeout=30) as r:
+def test_uploads_through_the_page_give_a_crop_or_a_message(served, app, model, tmp_path):
+    (tmp_path / "notes.png").write_text("not a picture")
+    (tmp_path / "crop.png").write_bytes(_png(np.array(Image.fromarray(app.samples[2].image).resize((128, 128)))))
+    message = _page_event(served, "upload", _page_upload(served, tmp_path / "notes.png"), "eyes", None)[3]
+    assert "notes.png: the upload is not an image this page can read" in message and "Traceback" not in message
+    out = _page_event(served, "upload", _page_upload(served, tmp_path / "crop.png"), "eyes", None)
+    source, redirected, angles, message = out[:4]
+    assert "crop.png: normalized crop, 128x128 px resized to 64x64" in message
+    crop, face = _read_png(source["url"]), out[-2]["value"]  # the face list: the upload is chosen
+    assert face.startswith("upload:") and np.array_equal(crop, app.face_image(face))
+    assert np.array_equal(_read_png(redirected["url"]), model.redirect(crop, compose="auto")[0])
+    redirected = _page_event(served, "gaze_yaw", face, "eyes", 0, 10, 0, 0, None, None)[0]  # a choice of this session
+    assert np.array_equal(_read_png(redirected["url"]), model.redirect(crop, gaze=np.radians((0, 10)))[0])
+
+
+def test_the_page_loads_nothing_from_other_hosts(served):
+    with urllib.request.urlopen(served, timeout=30) as r:
         page = r.read().decode()
-    assert 'id="gaze_yaw"' in page and 'id="redirected"' in page
-    assert "http://" not in page and "https://" not in page and "//fonts." not in page
+    with urllib.request.urlopen(served + "config", timeout=30) as r:
+        config = json.loads(r.read())
+    assert config["analytics_enabled"] is False and config["footer_links"] == [] and not config["stylesheets"]
+    loaded = re.findall(r"<(?:script|link|img)\b[^>]*?\b(?:src|href)=\"([^\"]+)\"", page)
+    assert loaded and not [u for u in loaded if re.match(r"(https?:)?//", u) and not u.startswith(served)], loaded
+    with urllib.request.urlopen(served + "theme.css", timeout=30) as r:
+        theme = r.read().decode()
+    assert "googleapis" not in theme and "system-ui" in theme
+
+
+def test_without_gradio_the_command_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    assert main(["app", "--port", str(_free_port()), "--no-browser"]) == 1
+    assert "pip install 'regaze[app]'" in capsys.readouterr().err
 
 
 def test_a_port_in_use_is_a_clear_error(capsys):
+    pytest.importorskip("gradio", reason="needs gradio (the app extra)")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -171,6 +232,7 @@ def test_a_port_in_use_is_a_clear_error(capsys):
 
 
 def test_a_checkpoint_that_is_not_a_regaze_run_is_a_clear_error(tmp_path, capsys):
+    pytest.importorskip("gradio", reason="needs gradio (the app extra)")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     assert main(["app", "--run", str(tmp_path / "other.pt"), "--port", str(_free_port()), "--no-browser"]) == 1
     assert "checkpoint lacks keys" in capsys.readouterr().err
@@ -192,64 +254,90 @@ def test_a_slider_moved_in_chromium_shows_the_models_image(model, tmp_path):
     if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
         pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the dev extra)")
+    pytest.importorskip("gradio", reason="needs gradio (the app extra)")
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.keys import Keys
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    proc = subprocess.Popen([sys.executable, "-m", "regaze.cli", "app", "--port", str(port), "--no-browser"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", OFFLINE_APP, "app", "--port", str(port), "--no-browser"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     driver = None
     try:
         def up():
-            assert proc.poll() is None, f"regaze app exited: {proc.stdout.read()}"
+            assert proc.poll() is None, f"regaze app exited: {log.read_text()}"
             try:
                 return urllib.request.urlopen(url, timeout=2).status == 200
             except OSError:
                 return False
 
-        _wait(up, timeout_s=40, what=f"regaze app at {url}")
+        _wait(up, timeout_s=60, what=f"regaze app at {url}")
         options = webdriver.ChromeOptions()
         options.binary_location = str(CHROMIUM)
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1120,820",
+        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
                     "--disable-gpu", "--no-first-run", "--disable-extensions"):
             options.add_argument(arg)
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request the page makes
         driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
         driver.set_page_load_timeout(30)
         driver.get(url)
-        count = lambda: int(driver.execute_script("return document.getElementById('redirected').dataset.count || 0"))  # noqa: E731
-        _wait(lambda: count() >= 1, timeout_s=30, what="the first image")
-        first = driver.find_element("id", "redirected").get_attribute("src")
+        text = lambda ident: driver.find_element("id", ident).text  # noqa: E731
+        image_url = lambda ident: driver.execute_script(  # noqa: E731
+            f"const i = document.querySelector('#{ident} img'); return i && i.complete ? i.src : null")
+        first = _wait(lambda: image_url("redirected"), timeout_s=30, what="the first image")
+        assert "Target gaze: kept; head: kept" in text("angles")
 
-        slider = driver.find_element("id", "gaze_yaw")
-        slider.click()  # focus (and a click moves it to the middle: 0)
+        slider = driver.find_element("css selector", "#gaze_yaw input[type=range]")
+        slider.click()  # focus (a click in the middle also moves it: to 0)
         for _ in range(20):
             slider.send_keys(Keys.ARROW_RIGHT)  # an `input` event per key, as a user's drag
-        target = [float(driver.find_element("id", i).get_attribute("value")) for i in ("gaze_pitch", "gaze_yaw")]
+        target = [float(driver.find_element("css selector", f"#{i} input[type=number]").get_attribute("value"))
+                  for i in ("gaze_pitch", "gaze_yaw")]
         assert target[1] >= 15
-
-        def shown():
-            request = driver.execute_script("return document.getElementById('redirected').dataset.request")
-            return request and json.loads(request)["gaze"] == target and json.loads(request)
-
-        request = _wait(shown, timeout_s=30, what=f"the image for gaze {target}")
-        assert request["head"] is None and request["compose"] == "eyes"
-        image = driver.find_element("id", "redirected").get_attribute("src")
-        assert image != first
-        source = _from_data_url(driver.find_element("id", "source").get_attribute("src"))
-        shown_image = _from_data_url(image)
+        wanted = f"Target gaze: ({target[0]:+.1f}, {target[1]:+.1f}); head: kept"
+        _wait(lambda: wanted in text("angles") and image_url("redirected") not in (None, first), timeout_s=30,
+              what=f"the image for gaze {target}")
+        sample_url = _wait(lambda: image_url("source"), timeout_s=30, what="the source image")
+        source, shown = _read_png(sample_url), _read_png(image_url("redirected"))
         expected = model.redirect(source, gaze=np.radians(target), head=None, compose="auto")[0]
-        within = (np.abs(shown_image.astype(int) - expected.astype(int)) <= 1).all(axis=2).mean()
-        assert within >= 0.99, f"only {within:.1%} of pixels within one grey level of Redirector.redirect"
-
-        resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-        assert all(r.startswith((url, "data:")) for r in resources), resources
-        assert "updated in" in driver.find_element("id", "status").text
-        driver.save_screenshot(str(tmp_path / "app_screenshot.png"))
+        within = (np.abs(shown.astype(int) - expected.astype(int)) <= 1).all(axis=2).mean()
+        assert within >= 0.999, f"only {within:.2%} of pixels within one grey level of Redirector.redirect"
+        driver.save_screenshot(str(tmp_path / "app_screenshot.png"))  # the test's artifact
         if os.environ.get("REGAZE_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():  # the README's picture
             SCREENSHOT.parent.mkdir(exist_ok=True)
             driver.save_screenshot(str(SCREENSHOT))
+
+        gaze_url = image_url("redirected")
+        head_pitch = float(driver.find_element("css selector", "#head_pitch input[type=number]").get_attribute("value"))
+        typed = driver.find_element("css selector", "#head_yaw input[type=number]")  # past the end of its slider
+        typed.clear()
+        typed.send_keys("90\n")
+        _wait(lambda: f"; head: ({head_pitch:+.1f}, +45.0). Shown" in text("angles") and
+              image_url("redirected") not in (None, gaze_url), timeout_s=30, what="head yaw 90 clamped to 45")
+        expected = model.redirect(source, gaze=np.radians(target), head=np.radians((head_pitch, 45)), compose="auto")[0]
+        shown = _read_png(image_url("redirected"))
+        assert (np.abs(shown.astype(int) - expected.astype(int)) <= 1).all(axis=2).mean() >= 0.999
+
+        upload = driver.find_element("css selector", "#upload input[type=file]")
+        (tmp_path / "notes.png").write_text("not a picture")
+        upload.send_keys(str(tmp_path / "notes.png"))
+        _wait(lambda: "notes.png: the upload is not an image this page can read" in text("message"), timeout_s=30,
+              what="the message for a file that is not an image")
+        crop = sample_faces(size=64, count=3)[2].image
+        (tmp_path / "crop.png").write_bytes(_png(crop))
+        driver.find_element("css selector", "#upload input[type=file]").send_keys(str(tmp_path / "crop.png"))
+        _wait(lambda: "crop.png: normalized crop, 64x64 px" in text("message") and
+              image_url("source") not in (None, sample_url), timeout_s=30, what="the uploaded face")
+        assert np.array_equal(_read_png(image_url("source")), crop)
+
+        requests = {json.loads(e["message"])["message"]["params"]["request"]["url"]
+                    for e in driver.get_log("performance") if '"Network.requestWillBeSent"' in e["message"]}
+        assert requests and not [r for r in requests if not r.startswith((url, "data:", "blob:"))], requests
+        assert "NETWORK:" not in log.read_text(), log.read_text()
+        assert "Traceback" not in log.read_text(), log.read_text()
     finally:
         if driver is not None:
             driver.quit()

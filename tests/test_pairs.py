@@ -1,11 +1,8 @@
 """Pair sampler: same person, different pose, sessions first, seeded, rank shards disjoint and covering."""
 import numpy as np
 import pytest
-import torch
 
-from data_fixtures import write_regaze_file
-from regaze.data.dataset import open_dataset
-from regaze.data.pairs import PairDataset, PairSampler
+from regaze.data.pairs import PairSampler
 from regaze.errors import RegazeError
 from regaze.geometry import angular_error_deg
 
@@ -110,20 +107,3 @@ def test_large_groups_use_probe_and_stay_valid():
     s = PairSampler(**lab, exact_group_limit=256, min_gaze_deg=30, min_head_deg=30)
     pairs = s.sample(1000)
     assert _pose_differs(lab, pairs, min_gaze_deg=30, min_head_deg=30).all()
-
-
-def test_pair_dataset_items(tmp_path):
-    write_regaze_file(tmp_path / "r.h5", n=24)
-    ds = open_dataset(tmp_path / "r.h5")
-    sampler = PairSampler(ds.gaze, ds.head, ds.subject, ds.session, min_gaze_deg=1, min_head_deg=1)
-    loader = torch.utils.data.DataLoader(PairDataset(ds, sampler, epochs=1), batch_size=4)
-    batches = list(loader)
-    assert sum(len(b["index_a"]) for b in batches) == len(sampler)
-    b = batches[0]
-    assert b["image_a"].shape == (4, 3, 16, 16) and b["image_a"].dtype == torch.float32
-    assert b["image_a"].min() >= -1 and b["image_b"].max() <= 1
-    i, j = int(b["index_a"][0]), int(b["index_b"][0])
-    expected = torch.from_numpy(ds.read_images([j])[0]).permute(2, 0, 1).float() / 127.5 - 1
-    torch.testing.assert_close(b["image_b"][0], expected)
-    torch.testing.assert_close(b["gaze_a"][0], torch.from_numpy(ds.gaze[i]))
-    assert int(b["subject"][0]) == ds.subject[i] == ds.subject[j]

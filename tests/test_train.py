@@ -149,11 +149,15 @@ def _torchrun_train(data, run, *extra: str) -> dict:
 
 
 @pytest.mark.isolated(timeout=600)
-def test_two_process_gloo_ddp_disjoint_data_and_identical_weights(tiny_data, tmp_path):
-    summary = _torchrun_train(tiny_data, tmp_path / "ddp", "max_steps=4")
+@pytest.mark.parametrize("loader", ["in-process", "streamed"])
+def test_two_process_gloo_ddp_disjoint_data_and_identical_weights(tiny_data, tmp_path, loader):
+    """"streamed": each rank's pairs come from a DataLoader worker reading the file (no cache) through its own handles."""
+    extra = ["data.loader_workers=1", "data.cache_mb=0"] if loader == "streamed" else []
+    summary = _torchrun_train(tiny_data, tmp_path / "ddp", "max_steps=4", *extra)
     assert summary["step"] == 4
     assert len(summary["rank_anchor_counts"]) == 2 and min(summary["rank_anchor_counts"]) > 0
     assert summary["rank_anchor_overlap"] == 0
+    assert summary["rank_trained_anchor_overlap"] == 0 and summary["rank_foreign_anchors"] == [0, 0]
     a, b = summary["rank_param_checksums"]
     assert a == b
 

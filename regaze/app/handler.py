@@ -1,7 +1,7 @@
 """One update of the page as a plain function: AppHandler.update(face=, gaze_deg=, head_deg=, compose=) redirects
 one face with Redirector.redirect and returns source, redirected image and the source angles the model read.
 
-No server or browser is involved, so tests and benchmarks call it directly; server.py only adds JSON and PNG.
+No server or browser is involved, so tests and benchmarks call it directly; page.py wires it to Gradio's events.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class AppHandler:
         self._samples: list[SampleFace] | None = None
         self._uploads: OrderedDict[str, np.ndarray] = OrderedDict()
         self._finder = finder
-        self._lock = threading.Lock()  # one model call at a time; the server is threaded
+        self._lock = threading.Lock()  # one model call at a time; Gradio answers events in threads
 
     @property
     def samples(self) -> list[SampleFace]:

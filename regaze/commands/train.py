@@ -18,8 +18,13 @@ EPILOG = """examples:
   regaze train --data mine64.h5 --out runs/mine init_from=regaze/reference/synth64/reference.pt   # fine-tune a model
 
 presets (configs/): synth64_cpu.json (synthetic 64 px on a CPU, as `make demo`), synth64_reference.json (the
-shipped reference model: the demo's recipe + the training-time estimator's loss), xgaze128.json and
-xgaze224.json (ETH-XGaze face patches at 128 / 224 px), sted128.json (GazeCapture / MPIIFaceGaze, ST-ED files).
+shipped reference model: the demo's recipe + the training-time estimator's loss), and the GPU recipes
+xgaze128.json and xgaze224.json (ETH-XGaze face patches at 128 / 224 px), sted128.json (GazeCapture /
+MPIIFaceGaze, ST-ED files): a 22 M-parameter generator, batch 64 / 32 per GPU, bf16 autocast, channels-last,
+DataLoader workers streaming pairs from the file; compile=true adds torch.compile.
+
+data larger than data.cache_mb (4096) is read from the file at every step: data.loader_workers=N makes the
+pairs in N worker processes per GPU (the same pairs as with 0), ahead of the step (data.prefetch batches each).
 
 the config is, each layer over the one before: TrainConfig defaults; model.image_size = the data's image
 size (when no layer names it); with --resume the run's own config.json; --config FILE; key=value overrides.

@@ -124,6 +124,9 @@ class GazeDataset:
         buf = np.empty((len(unique_idx), self.size, self.size, 3), dtype=np.uint8)  # (u, S, S, 3)
         for block, rows, pos in self._rows_by_block(unique_idx):
             dset = self._file(block.path)[block.key(block.image_key)]
+            if _stored_raw_per_image(dset, first_row=int(rows[0])):
+                _read_raw_chunks(dset, rows=rows, pos=pos, buf=buf)
+                continue
             for start, stop, dest in _runs(rows, pos):
                 dset.read_direct(buf, source_sel=np.s_[start:stop], dest_sel=np.s_[dest:dest + stop - start])
         if self.colour_order == "BGR":
@@ -190,6 +193,29 @@ class GazeDataset:
         raise RegazeError(f"{self.path}: no split information for '{split}': expected attribute '{key}' "
                           f"(subject ids) or split='{split}'; found split={self.attrs.get('split')!r}, "
                           f"subject lists: {present}")
+
+
+def _stored_raw_per_image(dset: h5py.Dataset, *, first_row: int) -> bool:
+    """Is `dset` uint8 with one image per chunk, and is the chunk of `first_row` stored as its plain bytes
+    (no compression, or a compressor that gave up on it, as lzf does on camera noise)?"""
+    if dset.dtype != np.uint8 or dset.chunks is None or dset.chunks != (1, *dset.shape[1:]):
+        return False
+    skipped = (1 << dset.id.get_create_plist().get_nfilters()) - 1  # the filter mask of a chunk stored unfiltered
+    return dset.id.get_chunk_info_by_coord((first_row,) + (0,) * (dset.ndim - 1)).filter_mask == skipped
+
+
+def _read_raw_chunks(dset: h5py.Dataset, *, rows: np.ndarray, pos: np.ndarray, buf: np.ndarray) -> None:
+    """buf[pos[i]] = dset[rows[i]], reading each image's chunk as stored when no filter changed it: one call
+    per image instead of HDF5's selection machinery, about 3x faster for 128 px crops
+    (benchmarks/pair_loading.py). A chunk that a filter did change is decoded the usual way."""
+    skipped = (1 << dset.id.get_create_plist().get_nfilters()) - 1  # the filter mask of a chunk stored unfiltered
+    shape = dset.shape[1:]
+    for row, p in zip(rows.tolist(), pos.tolist()):
+        mask, data = dset.id.read_direct_chunk((row,) + (0,) * len(shape))
+        if mask == skipped:
+            buf[p] = np.frombuffer(data, dtype=np.uint8).reshape(shape)
+        else:
+            dset.read_direct(buf, source_sel=np.s_[row:row + 1], dest_sel=np.s_[p:p + 1])
 
 
 def _runs(rows: np.ndarray, pos: np.ndarray):

@@ -18,12 +18,11 @@ members, which can only drop, never admit, an image. Partners are drawn uniforml
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from regaze.errors import RegazeError
 from regaze.geometry import angular_error_deg, pitchyaw_to_vector
 
-__all__ = ["PairSampler", "PairDataset", "RULES"]
+__all__ = ["PairSampler", "RULES"]
 
 RULES = ("session", "subject")
 _REJECTION_ROUNDS = 16
@@ -181,43 +180,3 @@ class PairSampler:
                 "skipped_images": self.skipped_images, "usable_images": int(len(self._usable_all)),
                 "anchors_this_rank": int(len(self.anchors)), "rank": self.rank, "world_size": self.world_size,
                 "min_gaze_deg": self.min_gaze_deg, "min_head_deg": self.min_head_deg}
-
-
-class PairDataset(torch.utils.data.IterableDataset):
-    """Endless (or `epochs`-long) stream of pair dicts for a DataLoader; DataLoader workers split each epoch.
-
-    Each item: image_a, image_b float (3, S, S) in [-1, 1]; gaze_a, head_a, gaze_b, head_b float32 (2,)
-    radians (gaze NaN when unlabelled); index_a, index_b, subject ints.
-    """
-
-    def __init__(self, dataset, sampler: PairSampler, *, start_epoch: int = 0, epochs: int | None = None,
-                 read_batch: int = 32):
-        super().__init__()
-        self.dataset, self.sampler = dataset, sampler
-        self.start_epoch, self.epochs, self.read_batch = int(start_epoch), epochs, int(read_batch)
-
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        epoch = self.start_epoch
-        while self.epochs is None or epoch < self.start_epoch + self.epochs:
-            pairs = self.sampler.epoch(epoch)[worker::workers]  # (P, 2)
-            for c in range(0, len(pairs), self.read_batch):
-                yield from self._items(pairs[c:c + self.read_batch])
-            epoch += 1
-
-    def _items(self, pairs: np.ndarray):
-        a, b = pairs[:, 0], pairs[:, 1]
-        images = self.dataset.read_images(np.concatenate([a, b]))  # (2P, S, S, 3) uint8
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # (2P, 3, S, S)
-        xa, xb = x[:len(a)], x[len(a):]
-        ds = self.dataset
-        unlabelled = np.full(2, np.nan, dtype=np.float32)
-        gaze = (lambda i: unlabelled) if ds.gaze is None else (lambda i: ds.gaze[i])  # noqa: E731
-        for k, (i, j) in enumerate(zip(a.tolist(), b.tolist())):
-            yield {
-                "image_a": xa[k], "image_b": xb[k],  # (3, S, S) each
-                "gaze_a": torch.tensor(gaze(i)), "head_a": torch.tensor(ds.head[i]),  # (2,) radians
-                "gaze_b": torch.tensor(gaze(j)), "head_b": torch.tensor(ds.head[j]),
-                "index_a": i, "index_b": j, "subject": int(ds.subject[i]),
-            }

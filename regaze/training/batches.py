@@ -1,4 +1,4 @@
-"""What the training loop feeds on: images by index (cached in memory when they fit) and pair batches."""
+"""What the training loop feeds on: images by index (cached in memory when they fit) and validation's pair batches."""
 from __future__ import annotations
 
 import numpy as np
@@ -20,15 +20,17 @@ class ImageSource:
             order = np.sort(indices)
             self.cache = {"index": order, "images": dataset.read_images(order)}  # (n, S, S, 3) uint8
 
-    def get(self, indices: np.ndarray) -> torch.Tensor:
+    def get_uint8(self, indices: np.ndarray) -> np.ndarray:
+        """Images at `indices` -> (n, S, S, 3) uint8, from the cache or read from the files in index order."""
         if self.cache is not None:
-            pos = np.searchsorted(self.cache["index"], indices)
-            u8 = self.cache["images"][pos]
-        else:
-            order = np.argsort(indices)
-            u8 = np.empty((len(indices), self.dataset.size, self.dataset.size, 3), np.uint8)
-            u8[order] = self.dataset.read_images(indices[order])
-        x = torch.from_numpy(u8).permute(0, 3, 1, 2).float()  # (n, 3, S, S)
+            return self.cache["images"][np.searchsorted(self.cache["index"], indices)]
+        order = np.argsort(indices)
+        u8 = np.empty((len(indices), self.dataset.size, self.dataset.size, 3), np.uint8)
+        u8[order] = self.dataset.read_images(indices[order])
+        return u8
+
+    def get(self, indices: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(self.get_uint8(indices)).permute(0, 3, 1, 2).float()  # (n, 3, S, S)
         return x / 127.5 - 1.0
 
 

@@ -3,8 +3,9 @@
     train(cfg, data=FILE, out=RUN_DIR, resume=False)     # `regaze train` (regaze/commands/train.py) calls this
     torchrun --nproc_per_node=N -m regaze.cli train --data FILE --out RUN_DIR ...
 
-One step: draw same-person pairs, choose the target feature per sample (claim 4), rotate and swap across the
-pair (claims 5–6, `PairForward`), then
+One step: take the step's same-person pairs (made ahead, in this process or in DataLoader workers:
+pair_stream.py), choose the target feature per sample (claim 4), rotate and swap across the pair
+(claims 5–6, `PairForward`), then
     D step:  λ1 L_disc on real images vs reconstructions made under no_grad
     G step:  λ2 L_gen + λ3 L_R + λ4 L_PL + λ5 L_ort, with D frozen
     EMA:     an exponential moving average of the generator, used for validation and export
@@ -43,8 +44,9 @@ from regaze.model.pretrained import initial_weights
 from regaze.model.redirector import Redirector
 from regaze.model.separation import CrossAttributeSeparation
 from regaze.training import losses
-from regaze.training.batches import ImageSource, pair_batch
+from regaze.training.batches import ImageSource
 from regaze.training.pair_step import PairForward, generator_terms
+from regaze.training.pair_stream import StepBatches, StepBatchMaker, on_device, step_torch_generator
 from regaze.training.run_dir import RunDir, write_image_grid
 from regaze.training.val_split import train_val_split
 from regaze.training.validation import build_validation_set, describe_score, validate
@@ -52,13 +54,6 @@ from regaze.training.validation import build_validation_set, describe_score, val
 __all__ = ["train", "clock"]
 
 clock = time.monotonic  # seconds; the loop's only clock (max_minutes, pairs/s), replaceable by tests
-
-
-def _step_generators(seed: int, rank: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
-    ss = np.random.SeedSequence([seed, rank, step])
-    rng = np.random.default_rng(ss)
-    tg = torch.Generator().manual_seed(int(ss.generate_state(1)[0]))
-    return rng, tg
 
 
 @torch.no_grad()
@@ -92,7 +87,9 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     device = info.device
     torch.manual_seed(cfg.seed * info.world_size + info.rank)
     run = RunDir(out, create=info.is_main)
-    amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    # precision in one place: bf16 autocast (cfg.amp; on CUDA by default), float32 angles and losses
+    amp = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                         enabled=cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda"))
 
     # ---- data: training subjects for pairs, validation subjects for the stop criterion and best.pt
     dataset = open_dataset(data)
@@ -126,6 +123,9 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     framing = framing_from_attrs(dataset.attrs, size=dataset.size)  # where the eyes are: loss.rec_eye, compose="eyes"
     generator.framing = framing
     discriminator = Discriminator(**cfg.model.discriminator_kwargs()).to(device)
+    if cfg.channels_last:  # the images already arrive channels-last in memory (pair_stream.on_device)
+        generator.to(memory_format=torch.channels_last)
+        discriminator.to(memory_format=torch.channels_last)
     if not cfg.loss.label:  # no loss reaches the auxiliary estimators: frozen, or DDP waits for their gradients
         generator.decomposition.gaze_estimator.requires_grad_(False)
         generator.decomposition.head_estimator.requires_grad_(False)
@@ -160,13 +160,25 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
         run.start(config=cfg)
     saved_at = step  # the step of the newest checkpoint
 
+    # The modules a step calls. Several processes: the generator and the discriminator are wrapped in DDP
+    # separately, and the calls that no gradient leaves (the D step's fakes, D frozen in the G step) bypass DDP.
     pair_forward = PairForward(generator, cross_swap=cfg.cross_swap, identity_swap=cfg.identity_swap, latent=bool(cfg.loss.latent))
     ema_forward = PairForward(ema, cross_swap=cfg.cross_swap, identity_swap=cfg.identity_swap)
-    d_train = discriminator
-    if info.world_size > 1:  # generator and discriminator wrapped separately
-        pair_forward = DistributedDataParallel(pair_forward, device_ids=[device.index] if device.type == "cuda" else None)
-        d_train = DistributedDataParallel(discriminator, device_ids=[device.index] if device.type == "cuda" else None)
+    compiled = torch.compile if cfg.compile else (lambda module: module)
+    ddp = lambda module: DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)  # noqa: E731
+    pf_train = compiled(ddp(pair_forward) if info.world_size > 1 else pair_forward)
+    pf_fakes = pf_train if info.world_size == 1 else compiled(pair_forward)
+    d_train = compiled(ddp(discriminator) if info.world_size > 1 else discriminator)
+    d_frozen = d_train if info.world_size == 1 else compiled(discriminator)
     weights = asdict(cfg.loss)
+
+    # ---- the pair stream: step s's pairs depend on (seed, rank, s) only, so --resume replays them
+    maker = StepBatchMaker(source=source, sampler=sampler, seed=cfg.seed, rank=info.rank, batch_size=cfg.batch_size,
+                           random_pool=split.train if weights["guide_random"] else None)
+    stream = StepBatches(maker, start_step=step, stop_step=cfg.max_steps, workers=cfg.data.loader_workers,
+                         prefetch=cfg.data.prefetch, pin_memory=device.type == "cuda")
+    # the multi-process tests' evidence: anchors this rank trained on (the first 4096) and those outside its shard
+    trained_anchors, foreign_anchors = set(), 0
 
     def check_finite() -> None:
         if float(dist.all_reduce_mean(nonfinite)) > 0:
@@ -201,21 +213,24 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     stop_reason = "max_steps"
     try:
         while step < cfg.max_steps:
-            rng, tgen = _step_generators(cfg.seed, info.rank, step)
-            batch = pair_batch(source, dataset, sampler.sample(cfg.batch_size, rng=rng), device)
+            host = stream.next(step)
+            if info.world_size > 1:
+                anchors = host["pairs"][:, 0]  # (B,)
+                pos = np.minimum(np.searchsorted(sampler.anchors, anchors), len(sampler.anchors) - 1)  # anchors are sorted
+                foreign_anchors += int((sampler.anchors[pos] != anchors).sum())
+                if len(trained_anchors) < 4096:
+                    trained_anchors.update(anchors.tolist())
+            # random_targets: loss.guide_random's angles of random training images for X_a, or None
+            batch, random_targets = on_device(host, device=device)
+            tgen = step_torch_generator(cfg.seed, info.rank, step)
             gaze_sel, head_sel = CrossAttributeSeparation.choose_target(cfg.batch_size, mode=cfg.target, generator=tgen)
             sel = {"gaze_sel": gaze_sel.to(device), "head_sel": head_sel.to(device)}
-            random_targets = None  # loss.guide_random: X_a redirected to the angles of random training images
-            if weights["guide_random"]:
-                pick = rng.choice(split.train, size=cfg.batch_size)
-                random_targets = {k: torch.from_numpy(np.asarray(getattr(dataset, k)[np.sort(pick)], np.float32)).to(device)
-                                  for k in ("gaze", "head")}  # (B, 2) rad each
             use_gan = bool(weights["disc"] and weights["gen"]) and step >= cfg.gan_start_step
 
             # -- D step: real vs reconstructions made without gradients to the generator
             if use_gan:
                 with torch.no_grad(), amp:
-                    fakes = pair_forward(**batch, **sel) if info.world_size == 1 else pair_forward.module(**batch, **sel)
+                    fakes = pf_fakes(**batch, **sel)
                 discriminator.requires_grad_(True)
                 real = torch.cat([batch["x_a"], batch["x_b"]])
                 fake = torch.cat([fakes["out_a"], fakes["out_b"]]).detach()
@@ -232,10 +247,10 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
             discriminator.requires_grad_(False)
             rand = {} if random_targets is None else {"random_gaze": random_targets["gaze"], "random_head": random_targets["head"]}
             with amp:
-                out = pair_forward(**batch, **sel, **rand)
+                out = pf_train(**batch, **sel, **rand)
                 fake_logits = None
                 if use_gan:
-                    fake_logits = discriminator(torch.cat([out["out_a"], out["out_b"]]))
+                    fake_logits = d_frozen(torch.cat([out["out_a"], out["out_b"]]))
             rec_weights = None
             if weights["rec_eye"] != 1.0:
                 rec_weights = {k: eye_weight_map(batch[f"head_{k}"], size=dataset.size, framing=framing, weight=weights["rec_eye"])
@@ -307,6 +322,7 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     except torch.cuda.OutOfMemoryError as e:  # torch.OutOfMemoryError of any device from torch 2.5; one name since 1.13
         raise RegazeError(f"out of memory at batch_size={cfg.batch_size}: try a smaller batch (batch_size={max(1, cfg.batch_size // 2)}) or a smaller model.") from e
     finally:
+        stream.close()
         if bar is not None:
             bar.close()
     if saved_at != step:
@@ -316,12 +332,14 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     if info.world_size > 1:  # evidence for the multi-process tests: disjoint data, weights in sync
         summary["rank_anchor_counts"] = dist.all_gather_object(len(sampler.anchors))
         summary["rank_anchor_overlap"] = _overlap(dist.all_gather_object(sampler.anchors.tolist()))
+        summary["rank_trained_anchor_overlap"] = _overlap(dist.all_gather_object(sorted(trained_anchors)))
+        summary["rank_foreign_anchors"] = dist.all_gather_object(foreign_anchors)
         summary["rank_param_checksums"] = dist.all_gather_object(
             float(sum(p.detach().double().abs().sum() for p in generator.parameters())))
     if info.is_main:
         run.write_json("summary.json", summary)
         print(f"stopped at step {step}: {stop_reason}", file=sys.stderr)
-    del pair_forward, d_train  # the DDP wrappers hold the process group: free them before leaving it
+    del pf_train, pf_fakes, d_train, d_frozen  # the DDP wrappers hold the process group: free them before leaving it
     dist.shutdown()
     return summary
 
