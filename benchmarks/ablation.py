@@ -1,14 +1,19 @@
-"""Two studies, each variant against the same training with one thing changed — same data, an equal budget,
+"""Four studies, each variant against the same training with one thing changed — same data, an equal budget,
 the same seeded evaluation pairs, the same independent estimator:
 - `--study patent` (issue 6): the full method against no cross swap, no identity swap, no orthogonality loss;
 - `--study levers` (issue 13): the demo recipe against the quality levers (warping decoder, full-resolution
-  stage, latent consistency, the training-time estimator's redirection loss, GAN after a warm-up).
-Writes benchmarks/results/ablation.json (patent) or levers.json, and benchmarks/ablation.md with both tables.
+  stage, latent consistency, the training-time estimator's redirection loss, GAN after a warm-up);
+- `--study demo_levers` (issue 13, levers 5 and 6): today's demo recipe at other generator widths and batch
+  sizes, and with Z_g rotated by head-relative gaze; `--study demo_width_10min`: its winner again at 10 CPU minutes.
+Writes benchmarks/results/ablation.json (patent), levers.json, demo_levers.json or demo_width_10min.json, and benchmarks/ablation.md
+with every study's table.
 
     python -m benchmarks.ablation --data runs/demo/synth64.h5 --estimator runs/estimator64 --cpu-minutes 4 --seeds 0 1 2
     python -m benchmarks.ablation ... --variants full no_ort      # train + evaluate some (e.g. one per core)
     python -m benchmarks.ablation ... --report-only               # the table from the runs present
     python -m benchmarks.ablation --study levers --root runs/levers --guide runs/guide64 --cpu-minutes 4 --seeds 0 1
+    python -m benchmarks.ablation --study demo_levers --root runs/demo_levers --cpu-minutes 4 --seeds 0 1
+    python -m benchmarks.ablation --study demo_width_10min --root runs/demo_width_10min --cpu-minutes 10 --seeds 0 1
 
 Each variant and seed trains into RUN_ROOT/NAME/seed_S (resumed if it stopped early) with the demo's 64-px
 recipe plus the variant's switch, for an equal budget: `--cpu-minutes M` stops each run after M minutes of
@@ -29,7 +34,9 @@ from benchmarks.machine import describe
 from benchmarks.result_file import write_result
 
 RESULTS = {"patent": Path(__file__).parent / "results" / "ablation.json",
-           "levers": Path(__file__).parent / "results" / "levers.json"}
+           "levers": Path(__file__).parent / "results" / "levers.json",
+           "demo_levers": Path(__file__).parent / "results" / "demo_levers.json",
+           "demo_width_10min": Path(__file__).parent / "results" / "demo_width_10min.json"}
 TABLE = Path(__file__).parent / "ablation.md"
 VARIANTS = {  # name -> (TrainConfig overrides, what it removes)
     "full": ({}, "the method: cross swap, identity swap, L_ort"),
@@ -63,8 +70,29 @@ LEVERS = {  # name -> (TrainConfig overrides, what it changes); each against "re
                           "warp + latent consistency (λ 0.1) + the training-time estimator loss at λ 0.05 each"),
     "warp_gan": ({**WARP, "loss": {"gen": 0.05}, "gan_start_step": 300}, "warp + GAN (λ2 0.05) after 300 warm-up steps"),
 }
+# Levers 5 and 6 of issue 13 on top of the demo's recipe as it was (warp + latent consistency): the
+# generator's width and the batch size (at 64 px the widths are min(channel_max, channel_base // r) at
+# r = 4, 8, 16, 32), and Z_g rotated by head-relative gaze (model.gaze_frame).
+DEMO_RECIPE = {**WARP, "loss": {"latent": 0.1}}
+DEMO_LEVERS = {
+    "demo": (DEMO_RECIPE, "the demo's recipe before this study: warp + latent (λ 0.1), batch 8, channel_base 1536 / max 256"),
+    "demo_batch4": ({**DEMO_RECIPE, "batch_size": 4}, "batch 4"),
+    "demo_batch16": ({**DEMO_RECIPE, "batch_size": 16}, "batch 16"),
+    "demo_narrow": ({"model": {"decoder_mode": "warp", "channel_base": 768, "channel_max": 128}, "loss": {"latent": 0.1}},
+                    "half the generator's width (channel_base 768 / max 128): the demo's recipe since"),
+    "demo_wide": ({"model": {"decoder_mode": "warp", "channel_base": 3072, "channel_max": 512}, "loss": {"latent": 0.1}},
+                  "twice the generator's width (channel_base 3072 / max 512)"),
+    "demo_head_gaze": ({"model": {"decoder_mode": "warp", "gaze_frame": "head"}, "loss": {"latent": 0.1}},
+                       "Z_g rotated by head-relative gaze (model.gaze_frame head)"),
+}
 STUDIES = {"patent": (VARIANTS, "Ablation of the patent's parts (issue 6)", "what it removes"),
-           "levers": (LEVERS, "Quality levers (issue 13)", "what it changes")}
+           "levers": (LEVERS, "Quality levers (issue 13)", "what it changes"),
+           "demo_levers": (DEMO_LEVERS, "Width, batch size and head-relative gaze on the demo's recipe (issue 13, levers 5 and 6)",
+                           "what it changes"),
+           # the winner of the 4-minute width study against the demo's recipe again, at the demo's budget
+           "demo_width_10min": ({k: DEMO_LEVERS[k] for k in ("demo", "demo_narrow")},
+                                "Half the generator's width at the demo's budget (issue 13, lever 5, 10 CPU minutes)",
+                                "what it changes")}
 # (label, path in eval.json, unit, better). Every model column scores the decoder's image; the eye composite
 # (the decoder's eyes pasted into the source, the default output of a gaze-only change) has its own column.
 COLUMNS = [
@@ -99,6 +127,15 @@ def _blur_row(ev: dict, control: str) -> dict:
     return {label: _get(ev, path[:3] + (control,) + path[4:]) for label, path, _, _ in COLUMNS if label in IMAGE_COLUMNS}
 
 
+def variant_recipe(*, study: str, name: str) -> dict:
+    """BASE_RECIPE with the variant's overrides merged in (one level deep: `model`, `loss`, ... are merged)."""
+    overrides, _ = STUDIES[study][0][name]
+    merged = json.loads(json.dumps(BASE_RECIPE))
+    for key, value in overrides.items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return merged
+
+
 def run_variant(name: str, *, data: Path, estimator: Path, root: Path, steps: int, cpu_minutes: float, seed: int,
                 pairs: int, threads: int, evaluate: bool = True, study: str = "patent", guide: Path | None = None) -> dict | None:
     import time
@@ -107,10 +144,7 @@ def run_variant(name: str, *, data: Path, estimator: Path, root: Path, steps: in
     from regaze.config import TrainConfig, config_from_dict
     from regaze.evaluation.protocol import EVAL_FORMAT_VERSION, evaluate_run
 
-    overrides, _ = STUDIES[study][0][name]
-    merged = json.loads(json.dumps(BASE_RECIPE))
-    for key, value in overrides.items():
-        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    merged = variant_recipe(study=study, name=name)
     budget = {"max_steps": 10**7, "max_minutes": cpu_minutes} if cpu_minutes else {"max_steps": steps, "max_minutes": 0}
     uses_guide = bool(merged.get("loss", {}).get("guide") or merged.get("loss", {}).get("guide_random"))
     if uses_guide:
@@ -267,7 +301,7 @@ def main(argv=None) -> int:
                         help="patent: the patent's parts (issue 6); levers: issue 13's quality levers (default patent)")
     parser.add_argument("--guide", type=Path, help="training-time estimator for the levers that use loss.guide "
                                                    "(`regaze estimator train` on --data; never --estimator)")
-    parser.add_argument("--variants", nargs="+", choices=sorted({*VARIANTS, *LEVERS}), help="train + evaluate only these")
+    parser.add_argument("--variants", nargs="+", choices=sorted({*VARIANTS, *LEVERS, *DEMO_LEVERS}), help="train + evaluate only these")
     parser.add_argument("--report-only", action="store_true", help="only collect the table from the runs present")
     parser.add_argument("--train-only", action="store_true", help="train the variants, evaluate later")
     parser.add_argument("--note", default="", help="a remark printed under the table (conditions of the run)")

@@ -104,6 +104,10 @@ class ModelConfig:
     # warps the image whose identity it decodes (regaze/model/decoder.py; issue 13's lever 3)
     decoder_mode: str = "pure"
     decoder_full_res: int = 0  # channels of a 3x3 conv stage at the image's own resolution before RGB; 0 = none
+    # The frame of the gaze angles Z_g is rotated by (issue 13's lever 6): "camera" (the labels' own frame,
+    # the patent's) or "head" (gaze in head coordinates, geometry.gaze_in_head; the auxiliary gaze estimator then
+    # reads head-relative gaze). The user API stays in the camera frame either way: Redirector.redirect converts.
+    gaze_frame: str = "camera"
     z_norm: str = "rms"  # "rms": scale each Z block (per sample, over all its elements) to unit RMS; "none"
     estimator_hidden: int = 128  # hidden width of the auxiliary gaze / head estimators (FC on Z_g, Z_h)
     disc_channel_base: int = 2048  # discriminator width at resolution r: min(disc_channel_max, base // r)
@@ -122,6 +126,8 @@ class ModelConfig:
             raise RegazeError(f"model.decoder_mode must be 'pure' or 'warp', got {self.decoder_mode!r}")
         if self.decoder_full_res < 0:
             raise RegazeError(f"model.decoder_full_res must be >= 0 (0 = no full-resolution stage), got {self.decoder_full_res}")
+        if self.gaze_frame not in ("camera", "head"):
+            raise RegazeError(f"model.gaze_frame must be 'camera' or 'head', got {self.gaze_frame!r}")
         if self.z_norm not in ("rms", "none"):
             raise RegazeError(f"model.z_norm must be 'rms' or 'none', got {self.z_norm!r}")
         for name in ("channel_base", "channel_max", "flat_channels", "estimator_hidden", "disc_channel_base", "disc_channel_max", "disc_layers"):

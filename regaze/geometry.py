@@ -22,6 +22,7 @@ import torch
 __all__ = [
     "pitchyaw_to_vector",
     "vector_to_pitchyaw",
+    "canonical_pitchyaw",
     "head_matrix_to_pitchyaw",
     "rotation_matrix",
     "relative_rotation",
@@ -52,6 +53,26 @@ def pitchyaw_to_vector(pitchyaw_rad):
     p, y = pitchyaw_rad[..., 0], pitchyaw_rad[..., 1]
     cp = lib.cos(p)
     return _stack([-cp * lib.sin(y), -lib.sin(p), -cp * lib.cos(y)], lib)  # (..., 3)
+
+
+def _wrap_pi(angle, lib):
+    """Angles -> the same angles in [-pi, pi); those already there keep their bits."""
+    return angle - (2 * math.pi) * lib.floor((angle + math.pi) / (2 * math.pi))
+
+
+def canonical_pitchyaw(pitchyaw_rad):
+    """(..., 2) any (pitch, yaw) -> the same direction with pitch in [-pi/2, pi/2] and yaw in [-pi, pi).
+
+    (pi - p, y + pi) points where (p, y) does, so an angular-error loss cannot tell them apart, but a rotation
+    matrix R_y(yaw) R_x(pitch) and the head's axes can: an auxiliary estimator trained on angular errors may
+    settle on the other branch (seen: pitch near -pi for every face), and rotating a feature from those angles
+    is wrong. Angles already canonical are returned bit for bit; elsewhere the slope is +-1 (no asin)."""
+    lib = _lib(pitchyaw_rad)
+    pitch, yaw = _wrap_pi(pitchyaw_rad[..., 0], lib), pitchyaw_rad[..., 1]
+    flip = lib.abs(pitch) > math.pi / 2
+    pitch = lib.where(flip, lib.sign(pitch) * math.pi - pitch, pitch)
+    yaw = _wrap_pi(lib.where(flip, yaw + math.pi, yaw), lib)
+    return _stack([pitch, yaw], lib)
 
 
 def vector_to_pitchyaw(vector):

@@ -144,3 +144,45 @@ def test_head_relative_gaze_agrees_between_numpy_and_torch_and_round_trips():
     np.testing.assert_allclose(gaze_in_camera(g_np, head), gaze, atol=1e-9)
     np.testing.assert_allclose(head_to_camera(head), head_to_camera(torch.from_numpy(head)).numpy(), atol=1e-12)
     assert np.allclose(gaze_in_head(head, head), 0.0, atol=1e-9)  # looking where the face points
+
+
+# ------------------------------------------------------------------ canonical_pitchyaw (the estimators' branch)
+def test_canonical_pitchyaw_keeps_the_direction_and_lands_in_the_label_range():
+    from regaze.geometry import canonical_pitchyaw
+
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(-3 * np.pi, 3 * np.pi, size=(2000, 2))
+    can = canonical_pitchyaw(raw)
+    assert np.all(np.abs(can[:, 0]) <= np.pi / 2 + 1e-12)
+    assert np.all((can[:, 1] >= -np.pi) & (can[:, 1] < np.pi))
+    np.testing.assert_allclose(pitchyaw_to_vector(can), pitchyaw_to_vector(raw), atol=1e-9)
+
+
+def test_canonical_pitchyaw_leaves_in_range_angles_bit_for_bit_and_fixes_the_other_branch():
+    from regaze.geometry import canonical_pitchyaw
+
+    inside = torch.tensor([[0.3, -0.7], [-1.5, 3.0], [0.0, 0.0]])
+    assert torch.equal(canonical_pitchyaw(inside), inside)
+    other = torch.stack([math.pi - inside[:, 0], inside[:, 1] + math.pi], -1)  # the same directions
+    assert not torch.allclose(rotation_matrix(other), rotation_matrix(inside), atol=1e-3)  # rotations differ
+    torch.testing.assert_close(canonical_pitchyaw(other), inside, atol=1e-5, rtol=0)
+
+
+def test_canonical_pitchyaw_passes_gradients():
+    from regaze.geometry import canonical_pitchyaw
+
+    raw = torch.tensor([[-3.5, -3.0], [0.2, 0.1]], requires_grad=True)
+    canonical_pitchyaw(raw).sum().backward()
+    assert torch.equal(raw.grad.abs(), torch.ones_like(raw))
+
+
+def test_auxiliary_estimates_are_on_the_labels_branch():
+    from regaze.config import ModelConfig
+    from regaze.model.redirector import Redirector
+
+    torch.manual_seed(0)
+    model = Redirector(ModelConfig(image_size=32, k=8, channel_max=32, flat_channels=8, estimator_hidden=16)).eval()
+    with torch.no_grad():  # push the gaze estimator's output far onto the other branch
+        model.decomposition.gaze_estimator[-1].bias.copy_(torch.tensor([-3.3, -3.1]))
+        feats = model.encode(torch.rand(4, 3, 32, 32) * 2 - 1)
+    assert feats.gaze_est[:, 0].abs().max() <= math.pi / 2 and feats.gaze_est[:, 1].abs().max() <= math.pi

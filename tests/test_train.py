@@ -333,12 +333,12 @@ def test_eye_weighted_training_records_the_data_framing_for_the_model(tiny_data,
 
 # ---------------------------------------------------------- the validation score against exact targets
 class _Redirecting(torch.nn.Module):
-    """A stand-in for the validated model: `images` decides what redirect() returns, encode and framing are a
+    """A stand-in for the validated model: `images` decides what redirect() returns; encode, framing and config are a
     tiny real Redirector's."""
 
     def __init__(self, inner, images):
         super().__init__()
-        self.inner, self.images, self.framing = inner, images, inner.framing
+        self.inner, self.images, self.framing, self.config = inner, images, inner.framing, inner.config
 
     def encode(self, x):
         return self.inner.encode(x)

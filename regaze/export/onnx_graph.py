@@ -73,6 +73,9 @@ class RedirectionGraph(nn.Module):
 
     def __init__(self, redirector: Redirector):
         super().__init__()
+        if redirector.config.gaze_frame != "camera":
+            raise RegazeError(f"ONNX export takes models whose Z_g is rotated in the camera frame; this one's "
+                              f"model.gaze_frame is {redirector.config.gaze_frame!r} (issue 13's lever 6, not exported)")
         self.redirector = redirector
         self.image_size = redirector.config.image_size
         self.framing = redirector.framing

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from regaze.geometry import canonical_pitchyaw
 from regaze.model.layers import NEGATIVE_SLOPE, PointwiseConv2d
 
 __all__ = ["Features", "IrrelevantAttributeDecomposition", "rms_normalize"]
@@ -115,6 +116,7 @@ class IrrelevantAttributeDecomposition(nn.Module):
         z_id = self._norm(self.identity_fc(f_un).view(b, 2 * k, 3))  # (B, 2K, 3)
         z_gaze, z_head = self.pose_fc(f_re).view(b, 2, k, 3).unbind(1)  # (B, K, 3) each
         z_gaze, z_head = self._norm(z_gaze), self._norm(z_head)
-        gaze_est = self.gaze_estimator(z_gaze)  # (B, 2) rad
-        head_est = self.head_estimator(z_head)  # (B, 2) rad
+        # (B, 2) rad, on the labels' branch: pitch in [-pi/2, pi/2], yaw in [-pi, pi) (geometry.canonical_pitchyaw)
+        gaze_est = canonical_pitchyaw(self.gaze_estimator(z_gaze))
+        head_est = canonical_pitchyaw(self.head_estimator(z_head))
         return Features(z_id=z_id, z_gaze=z_gaze, z_head=z_head, gaze_est=gaze_est, head_est=head_est)

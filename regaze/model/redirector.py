@@ -35,7 +35,7 @@ from torch import nn
 from regaze.config import ModelConfig
 from regaze.errors import RegazeError
 from regaze.model.framing import eye_mask, framing_from_attrs
-from regaze.geometry import MAX_PITCH_RAD, MAX_YAW_RAD
+from regaze.geometry import MAX_PITCH_RAD, MAX_YAW_RAD, gaze_in_camera, gaze_in_head
 from regaze.model.decoder import Decoder
 from regaze.model.decomposition import Features, IrrelevantAttributeDecomposition
 from regaze.model.encoder import Encoder
@@ -97,8 +97,9 @@ class Redirector(nn.Module):
         source_gaze, source_head: the images' current angles; None uses the auxiliary estimators (m~g, m~h).
         Returns (images, sources): the redirected images in the input's kind and layout (uint8 NumPy or a float
         tensor), and {"gaze": ..., "head": ...} the source angles used, float32 tensors (B, 2), or (2,) for one
-        image. Gaze is rotated first, then head; the two act on separate features, so this equals rotating
-        both at once.
+        image. Every angle here is in the camera frame, also for a model whose Z_g is head-relative
+        (config.gaze_frame="head": converted with the source and target head poses). Gaze is rotated first,
+        then head; the two act on separate features, so this equals rotating both at once.
         compose: "decode" returns the decoder's image (the patent's output). "eyes" pastes the decoder's eye
         regions into the source image with a soft mask placed by the source head pose (regaze/eye_regions.py,
         `self.framing`): for a gaze-only change nothing outside the eyes can move, and the source keeps its
@@ -113,12 +114,20 @@ class Redirector(nn.Module):
         source_gaze = _angles(source_gaze, "source_gaze", b, x.device)
         source_head = _angles(source_head, "source_head", b, x.device)
         feats = source_feats = self.encode(x)
-        if source_gaze is None:
-            source_gaze = feats.gaze_est.float()  # (B, 2)
         if source_head is None:
             source_head = feats.head_est.float()  # (B, 2)
+        if source_gaze is None:
+            source_gaze = feats.gaze_est.float()  # (B, 2), in the model's gaze frame
+            if self.config.gaze_frame == "head":
+                source_gaze = gaze_in_camera(source_gaze, source_head)
         cas = self.separation
-        feats = cas.rotate_features(feats, source_gaze=source_gaze, target_gaze=gaze)  # gaze first ...
+        z_source_gaze, z_target_gaze = source_gaze, gaze  # the angles Z_g is rotated between
+        if self.config.gaze_frame == "head" and (gaze is not None or head is not None):
+            # Z_g holds gaze in head coordinates: a left-out gaze keeps its camera-frame direction (as for a
+            # camera-frame model), so a head change alone turns Z_g too.
+            z_source_gaze = gaze_in_head(source_gaze, source_head)
+            z_target_gaze = gaze_in_head(source_gaze if gaze is None else gaze, source_head if head is None else head)
+        feats = cas.rotate_features(feats, source_gaze=z_source_gaze, target_gaze=z_target_gaze)  # gaze first ...
         feats = cas.rotate_features(feats, source_head=source_head, target_head=head)  # ... then head
         out = self.decode(feats, base=x, base_feats=source_feats)  # (B, 3, S, S)
         if compose != "decode" and gaze is not None:

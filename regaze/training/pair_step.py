@@ -23,8 +23,10 @@ Two additions of issue 13 (not in the patent), each off unless asked for:
 - `latent=True`: out["latent"] holds each image's pose features rotated to the other's angles, the originals,
   and the auxiliary estimators' readings of the rotated ones (losses.latent_consistency_loss).
 
-Rotations use the ground-truth labels as source and target angles (DESIGN §1). Wrapping this whole step
-in one nn.Module lets DistributedDataParallel see a single forward per step. `generator_terms` gathers the
+Rotations use the ground-truth labels as source and target angles (DESIGN §1); with model.gaze_frame="head"
+(lever 6) the gaze labels are first turned into head coordinates (geometry.gaze_in_head), and so are the
+random gaze targets. Wrapping this whole step in one nn.Module lets DistributedDataParallel see a single
+forward per step. `generator_terms` gathers the
 generator's loss terms of the step from its outputs (the losses themselves are in losses.py).
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from regaze.geometry import gaze_in_head
 from regaze.model.redirector import Redirector
 from regaze.training import losses
 
@@ -57,6 +60,10 @@ class PairForward(nn.Module):
     def forward(self, *, x_a, x_b, gaze_a, head_a, gaze_b, head_b, gaze_sel, head_sel, random_gaze=None, random_head=None):
         g = self.redirector
         cas = g.separation
+        if g.config.gaze_frame == "head":  # Z_g holds head-relative gaze: rotate it between head-relative labels
+            gaze_a, gaze_b = gaze_in_head(gaze_a, head_a), gaze_in_head(gaze_b, head_b)
+            if random_gaze is not None:
+                random_gaze = gaze_in_head(random_gaze, random_head)
         feats_a, feats_b = g.encode(torch.cat([x_a, x_b], dim=0)).split(x_a.shape[0])  # one pass over 2B images
         if self.cross_swap:
             # Z^{ab}: a's target feature rotated from a's angles to b's; it replaces b's target feature.
@@ -80,7 +87,8 @@ class PairForward(nn.Module):
             rand = cas.rotate_features(feats_a, source_gaze=gaze_a, source_head=head_a, target_gaze=random_gaze, target_head=random_head)
             decode_feats, base_images, base_feats = decode_feats.cat(rand), torch.cat([base_images, x_a]), base_feats.cat(feats_a)
         outs = g.decode(decode_feats, base=base_images, base_feats=base_feats).split(x_a.shape[0])  # one pass over 2B or 3B
-        out = {"out_a": outs[0], "out_b": outs[1], "feats_a": feats_a, "feats_b": feats_b}
+        out = {"out_a": outs[0], "out_b": outs[1], "feats_a": feats_a, "feats_b": feats_b,
+               "gaze_labels": {"a": gaze_a, "b": gaze_b}}  # (B, 2) each, in the frame of Z_g (the label loss's)
         if random_gaze is not None:
             out["out_random"] = outs[2]
         if self.latent:
@@ -108,6 +116,8 @@ def generator_terms(out: dict, batch: dict, *, fake_logits: torch.Tensor | None,
     reconstructions are read (term "guide") and, with random_targets {"gaze", "head": (B, 2)}, out["out_random"]
     (term "guide_random")."""
     fa, fb = out["feats_a"], out["feats_b"]
+    # the auxiliary gaze estimator reads gaze in Z_g's frame; the guide reads the images in the camera frame
+    gaze_labels = out.get("gaze_labels") or {"a": batch["gaze_a"], "b": batch["gaze_b"]}
     w = rec_weights or {}
     terms = {
         "rec": 0.5
@@ -117,8 +127,8 @@ def generator_terms(out: dict, batch: dict, *, fake_logits: torch.Tensor | None,
         ),
         "label": 0.5
         * (
-            losses.label_loss(gaze_est=fa.gaze_est, gaze_label=batch["gaze_a"], head_est=fa.head_est, head_label=batch["head_a"])
-            + losses.label_loss(gaze_est=fb.gaze_est, gaze_label=batch["gaze_b"], head_est=fb.head_est, head_label=batch["head_b"])
+            losses.label_loss(gaze_est=fa.gaze_est, gaze_label=gaze_labels["a"], head_est=fa.head_est, head_label=batch["head_a"])
+            + losses.label_loss(gaze_est=fb.gaze_est, gaze_label=gaze_labels["b"], head_est=fb.head_est, head_label=batch["head_b"])
         ),
         "ort": 0.5
         * (

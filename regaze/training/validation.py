@@ -123,7 +123,8 @@ def validate(vs: ValidationSet, *, model, pair_forward, source, dataset, device,
         gaze_only, _ = model.redirect(x, gaze=gaze_t, **kw)  # (r, 3, S, S)
         head_only, _ = model.redirect(x, head=head_t, **kw)
         read_g, read_h = model.encode(gaze_only), model.encode(head_only)
-        parts = {"val_gaze_aux_err_deg": angular_error_deg(read_g.gaze_est.float(), gaze_t),  # (r,)
+        gaze_t_z = gaze_in_head(gaze_t, head_s) if model.config.gaze_frame == "head" else gaze_t  # Z_g's frame
+        parts = {"val_gaze_aux_err_deg": angular_error_deg(read_g.gaze_est.float(), gaze_t_z),  # (r,)
                  "val_head_aux_err_deg": angular_error_deg(read_h.head_est.float(), head_t)}
         if vs.kind == "exact":
             mask = eye_mask(head_s, size=dataset.size, framing=model.framing)  # (r, 1, S, S)
