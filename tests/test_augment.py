@@ -24,11 +24,10 @@ from regaze.data.writer import write_regaze
 from regaze.errors import RegazeError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_fixtures import blob_images, write_tiny_dataset  # noqa: E402
+from train_fixtures import TINY_MODEL, blob_images, write_tiny_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"model": {"image_size": 32, "k": 8, "channel_max": 32, "disc_channel_max": 32, "flat_channels": 8,
-                  "estimator_hidden": 16}, "batch_size": 4, "log_every": 1, "val_every": 100, "ckpt_every": 1,
+TINY = {"model": TINY_MODEL, "batch_size": 4, "log_every": 1, "val_every": 100, "ckpt_every": 1,
         "val_pairs": 4, "threads": 1, "max_steps": 1}
 # kill-resume and 2-process runs use these; the in-process reference uses the same values
 CLI_ARGS = ["--per-image", "2", "--chunk-size", "16", "--threads", "1", "--include-source", "--split", "all", "--quiet"]

@@ -14,9 +14,9 @@ from regaze.errors import RegazeError
 from regaze.image_plot import HLINE_COLOURS, SERIES_COLOURS, line_plot, text_panel
 from test_evaluate_toydata import one_torch_thread  # noqa: F401  (autouse fixture)
 from test_evaluate_toydata import TOY_MAX_VAL_ERROR_DEG, toy_render, toy_setup
+from train_fixtures import TINY_MODEL
 
-TINY = {"model": {"image_size": 32, "k": 8, "channel_max": 32, "disc_channel_max": 32, "flat_channels": 8,
-                  "estimator_hidden": 16}, "batch_size": 4, "log_every": 1, "val_every": 100, "ckpt_every": 2,
+TINY = {"model": TINY_MODEL, "batch_size": 4, "log_every": 1, "val_every": 100, "ckpt_every": 2,
         "keep_last": 100, "val_pairs": 4, "threads": 1, "max_steps": 6}
 
 

@@ -20,10 +20,9 @@ from regaze.training.loop import train
 from regaze.training.pair_stream import StepBatches, StepBatchMaker, on_device
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_fixtures import write_tiny_dataset  # noqa: E402
+from train_fixtures import TINY_MODEL, write_tiny_dataset  # noqa: E402
 
-TINY = {"model": {"image_size": 32, "k": 8, "channel_max": 32, "disc_channel_max": 32, "flat_channels": 8,
-                  "estimator_hidden": 16}, "batch_size": 4, "log_every": 1, "val_every": 100, "ckpt_every": 3,
+TINY = {"model": TINY_MODEL, "batch_size": 4, "log_every": 1, "val_every": 100, "ckpt_every": 3,
         "val_pairs": 4, "threads": 1}
 
 

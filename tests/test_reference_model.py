@@ -22,10 +22,9 @@ from regaze.model.pretrained import (REFERENCE_NOTICE, check_reference_size, exp
                                      load_redirector, resolve_run)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_fixtures import write_tiny_dataset  # noqa: E402
+from train_fixtures import TINY_MODEL, write_tiny_dataset  # noqa: E402
 
-TINY = {"model": {"image_size": 32, "k": 8, "channel_max": 32, "disc_channel_max": 32, "flat_channels": 8,
-                  "estimator_hidden": 16}, "batch_size": 4, "log_every": 1, "val_every": 100, "ckpt_every": 1,
+TINY = {"model": TINY_MODEL, "batch_size": 4, "log_every": 1, "val_every": 100, "ckpt_every": 1,
         "val_pairs": 4, "threads": 1, "max_steps": 1}
 SLIM_KEYS = {"ema", "config", "step", "framing", "split", "weights_dtype", "source_checkpoint_sha256"}
 

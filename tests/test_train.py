@@ -27,12 +27,11 @@ from regaze.training.val_split import train_val_split
 
 sys.path.insert(0, str(Path(__file__).parent))
 from data_fixtures import write_ethxgaze, write_sted  # noqa: E402
-from train_fixtures import write_tiny_dataset  # noqa: E402
+from train_fixtures import TINY_MODEL, write_tiny_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = {"model": {"image_size": 32, "k": 8, "channel_max": 32, "disc_channel_max": 32, "flat_channels": 8,
-                  "estimator_hidden": 16}, "batch_size": 4, "log_every": 2, "val_every": 100, "ckpt_every": 3,
+TINY = {"model": TINY_MODEL, "batch_size": 4, "log_every": 2, "val_every": 100, "ckpt_every": 3,
         "val_pairs": 4, "threads": 1}
 
 

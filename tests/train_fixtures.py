@@ -5,6 +5,10 @@ import numpy as np
 
 from regaze.data.writer import write_regaze
 
+# the smallest generator and discriminator the training tests use (TrainConfig's "model" section)
+TINY_MODEL = {"image_size": 32, "k": 8, "channel_max": 32, "disc_channel_max": 32, "flat_channels": 8,
+              "estimator_hidden": 16}
+
 
 def blob_images(gaze: np.ndarray, head: np.ndarray, subject: np.ndarray, *, size: int) -> np.ndarray:
     """(n, size, size, 3) uint8: a subject-coloured face disc moved by the head angles, a dark pupil
