@@ -1,11 +1,12 @@
-"""Four studies, each variant against the same training with one thing changed — same data, an equal budget,
+"""Five studies, each variant against the same training with one thing changed — same data, an equal budget,
 the same seeded evaluation pairs, the same independent estimator:
 - `--study patent` (issue 6): the full method against no cross swap, no identity swap, no orthogonality loss;
 - `--study levers` (issue 13): the demo recipe against the quality levers (warping decoder, full-resolution
   stage, latent consistency, the training-time estimator's redirection loss, GAN after a warm-up);
 - `--study demo_levers` (issue 13, levers 5 and 6): today's demo recipe at other generator widths and batch
-  sizes, and with Z_g rotated by head-relative gaze; `--study demo_width_10min`: its winner again at 10 CPU minutes.
-Writes benchmarks/results/ablation.json (patent), levers.json, demo_levers.json or demo_width_10min.json, and benchmarks/ablation.md
+  sizes, and with Z_g rotated by head-relative gaze; `--study demo_width_10min`: its winner again at 10 CPU minutes;
+- `--study demo_warp_refine` (issue 13): today's demo recipe with and without the warp's full-resolution refinement.
+Writes benchmarks/results/<study>.json (ablation.json for patent) and benchmarks/ablation.md
 with every study's table.
 
     python -m benchmarks.ablation --data runs/demo/synth64.h5 --estimator runs/estimator64 --cpu-minutes 4 --seeds 0 1 2
@@ -14,6 +15,7 @@ with every study's table.
     python -m benchmarks.ablation --study levers --root runs/levers --guide runs/guide64 --cpu-minutes 4 --seeds 0 1
     python -m benchmarks.ablation --study demo_levers --root runs/demo_levers --cpu-minutes 4 --seeds 0 1
     python -m benchmarks.ablation --study demo_width_10min --root runs/demo_width_10min --cpu-minutes 10 --seeds 0 1
+    python -m benchmarks.ablation --study demo_warp_refine --root runs/demo_warp_refine --cpu-minutes 10 --seeds 0 1
 
 Each variant and seed trains into RUN_ROOT/NAME/seed_S (resumed if it stopped early) with the demo's 64-px
 recipe plus the variant's switch, for an equal budget: `--cpu-minutes M` stops each run after M minutes of
@@ -36,7 +38,8 @@ from benchmarks.result_file import write_result
 RESULTS = {"patent": Path(__file__).parent / "results" / "ablation.json",
            "levers": Path(__file__).parent / "results" / "levers.json",
            "demo_levers": Path(__file__).parent / "results" / "demo_levers.json",
-           "demo_width_10min": Path(__file__).parent / "results" / "demo_width_10min.json"}
+           "demo_width_10min": Path(__file__).parent / "results" / "demo_width_10min.json",
+           "demo_warp_refine": Path(__file__).parent / "results" / "demo_warp_refine.json"}
 TABLE = Path(__file__).parent / "ablation.md"
 VARIANTS = {  # name -> (TrainConfig overrides, what it removes)
     "full": ({}, "the method: cross swap, identity swap, L_ort"),
@@ -92,6 +95,13 @@ STUDIES = {"patent": (VARIANTS, "Ablation of the patent's parts (issue 6)", "wha
            # the winner of the 4-minute width study against the demo's recipe again, at the demo's budget
            "demo_width_10min": ({k: DEMO_LEVERS[k] for k in ("demo", "demo_narrow")},
                                 "Half the generator's width at the demo's budget (issue 13, lever 5, 10 CPU minutes)",
+                                "what it changes"),
+           # issue 13: the head-only error of the warping decoder lies on edges the first warp misplaces
+           "demo_warp_refine": ({"demo_narrow": DEMO_LEVERS["demo_narrow"],
+                                 "demo_refine": ({"model": {**DEMO_LEVERS["demo_narrow"][0]["model"], "decoder_warp_refine": 32},
+                                                  "loss": {"latent": 0.1}},
+                                                 "+ the full-resolution flow and mask refinement (32 channels)")},
+                                "A full-resolution refinement of the warp on the demo's recipe (issue 13, 10 CPU minutes)",
                                 "what it changes")}
 # (label, path in eval.json, unit, better). Every model column scores the decoder's image; the eye composite
 # (the decoder's eyes pasted into the source, the default output of a gaze-only change) has its own column.
@@ -301,7 +311,7 @@ def main(argv=None) -> int:
                         help="patent: the patent's parts (issue 6); levers: issue 13's quality levers (default patent)")
     parser.add_argument("--guide", type=Path, help="training-time estimator for the levers that use loss.guide "
                                                    "(`regaze estimator train` on --data; never --estimator)")
-    parser.add_argument("--variants", nargs="+", choices=sorted({*VARIANTS, *LEVERS, *DEMO_LEVERS}), help="train + evaluate only these")
+    parser.add_argument("--variants", nargs="+", choices=sorted({n for study in STUDIES.values() for n in study[0]}), help="train + evaluate only these")
     parser.add_argument("--report-only", action="store_true", help="only collect the table from the runs present")
     parser.add_argument("--train-only", action="store_true", help="train the variants, evaluate later")
     parser.add_argument("--note", default="", help="a remark printed under the table (conditions of the run)")

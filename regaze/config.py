@@ -104,6 +104,9 @@ class ModelConfig:
     # warps the image whose identity it decodes (regaze/model/decoder.py; issue 13's lever 3)
     decoder_mode: str = "pure"
     decoder_full_res: int = 0  # channels of a 3x3 conv stage at the image's own resolution before RGB; 0 = none
+    # channels of the warping decoder's full-resolution flow and mask refinement (it reads the first warp's
+    # result; regaze/model/decoder.py); 0 = none; "warp" only
+    decoder_warp_refine: int = 0
     # The frame of the gaze angles Z_g is rotated by (issue 13's lever 6): "camera" (the labels' own frame,
     # the patent's) or "head" (gaze in head coordinates, geometry.gaze_in_head; the auxiliary gaze estimator then
     # reads head-relative gaze). The user API stays in the camera frame either way: Redirector.redirect converts.
@@ -126,6 +129,9 @@ class ModelConfig:
             raise RegazeError(f"model.decoder_mode must be 'pure' or 'warp', got {self.decoder_mode!r}")
         if self.decoder_full_res < 0:
             raise RegazeError(f"model.decoder_full_res must be >= 0 (0 = no full-resolution stage), got {self.decoder_full_res}")
+        if self.decoder_warp_refine < 0 or (self.decoder_warp_refine and self.decoder_mode != "warp"):
+            raise RegazeError(f"model.decoder_warp_refine must be 0, or > 0 with decoder_mode 'warp' (it refines the warp), "
+                              f"got {self.decoder_warp_refine} with decoder_mode {self.decoder_mode!r}")
         if self.gaze_frame not in ("camera", "head"):
             raise RegazeError(f"model.gaze_frame must be 'camera' or 'head', got {self.gaze_frame!r}")
         if self.z_norm not in ("rms", "none"):

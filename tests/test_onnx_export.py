@@ -33,11 +33,15 @@ def _model(mode: str, *, seed: int = 0) -> Redirector:
     """A small random Redirector; the warp head gets random weights too (it starts at zero: identity warp, a
     flat 50 % blend), so that the graph's grid_sample moves pixels and its mask varies."""
     torch.manual_seed(seed)
-    cfg = ModelConfig(image_size=64, k=8, channel_max=32, flat_channels=8, estimator_hidden=16, decoder_mode=mode)
+    refine = 4 if mode == "warp_refine" else 0
+    cfg = ModelConfig(image_size=64, k=8, channel_max=32, flat_channels=8, estimator_hidden=16,
+                      decoder_mode="warp" if refine else mode, decoder_warp_refine=refine)
     model = Redirector(cfg)
-    if mode == "warp":
+    if model.decoder.to_warp is not None:
         torch.nn.init.normal_(model.decoder.to_warp.weight, std=0.3)
         torch.nn.init.normal_(model.decoder.to_warp.bias, std=0.5)
+    if model.decoder.refine is not None:  # zero-initialised too: give its correction something to do
+        torch.nn.init.normal_(model.decoder.refine[-1].weight, std=0.05)
     model.framing = Framing(focal_px=180.0, distance_mm=600.0)
     return model.requires_grad_(False).eval()
 
@@ -52,7 +56,7 @@ def _assert_parity(report: dict) -> None:
     assert report["passed"]
 
 
-@pytest.mark.parametrize("mode", ["pure", "warp"])
+@pytest.mark.parametrize("mode", ["pure", "warp", "warp_refine"])
 def test_onnx_runtime_matches_pytorch_for_both_decoders(mode, tmp_path):
     model = _model(mode)
     info = export_redirector(model, path=tmp_path / f"{mode}.onnx")
@@ -60,7 +64,7 @@ def test_onnx_runtime_matches_pytorch_for_both_decoders(mode, tmp_path):
     report = parity_report(session, model, batch_sizes=(1, 5))  # one file, two batch sizes
     _assert_parity(report)
     assert set(report["batches"]) == {"1", "5"}
-    if mode == "warp":  # the warp does something: its flow moves pixels by more than a third of a pixel
+    if mode != "pure":  # the warp does something: its flow moves pixels by more than a third of a pixel
         flows = []
         hook = model.decoder.to_warp.register_forward_hook(lambda m, i, o: flows.append(torch.tanh(o[:, :2])))
         model(example_inputs(batch_size=2, image_size=64)["images"])

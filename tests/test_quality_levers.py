@@ -81,7 +81,8 @@ def test_pair_step_warps_the_image_whose_identity_it_decodes():
     assert torch.allclose(out1["out_b"], out2["out_b"], atol=1e-6)
 
 
-@pytest.mark.parametrize("kw", [dict(decoder_mode="warp"), dict(decoder_mode="warp", decoder_full_res=4), dict(decoder_full_res=4)])
+@pytest.mark.parametrize("kw", [dict(decoder_mode="warp"), dict(decoder_mode="warp", decoder_full_res=4), dict(decoder_full_res=4),
+                                dict(decoder_mode="warp", decoder_warp_refine=4)])
 def test_gradients_reach_every_parameter(kw):
     g = _small(**kw)
     pf = PairForward(g, latent=True)
@@ -91,6 +92,8 @@ def test_gradients_reach_every_parameter(kw):
     with torch.no_grad():  # a warm start for the zero-initialised warp head, so that gradients pass through it
         if g.decoder.to_warp is not None:
             g.decoder.to_warp.weight.normal_(0, 0.01)
+        if g.decoder.refine is not None:
+            g.decoder.refine[-1].weight.normal_(0, 0.01)
     out = pf(**batch, gaze_sel=torch.tensor([True, False, True]), head_sel=torch.tensor([False, True, True]),
              random_gaze=_angles(b, 5), random_head=_angles(b, 6))
     terms = generator_terms(out, batch, fake_logits=None)
@@ -98,6 +101,26 @@ def test_gradients_reach_every_parameter(kw):
     assert "out_random" in out and "latent" in out
     missing = [n for n, p in g.named_parameters() if p.grad is None]
     assert not missing, missing
+
+
+def test_warp_refinement_starts_as_the_plain_warp_and_then_corrects_it():
+    """Zero-initialised, the refined decoder is the plain one; once its last conv has weights, the output changes.
+    The switch needs the warping decoder."""
+    plain, refined = _small(decoder_mode="warp"), _small(decoder_mode="warp", decoder_warp_refine=4)
+    refined.load_state_dict(plain.state_dict(), strict=False)  # the same weights outside the refinement
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        for g in (plain, refined):
+            g.decoder.to_warp.weight.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
+        refined.decoder.to_warp.weight.copy_(plain.decoder.to_warp.weight)
+        fp, fr = plain.encode(x), refined.encode(x)
+        assert torch.allclose(plain.decode(fp, base=x, base_feats=fp), refined.decode(fr, base=x, base_feats=fr), atol=1e-6)
+        refined.decoder.refine[-1].weight.normal_(0, 0.1)
+        assert not torch.allclose(plain.decode(fp, base=x, base_feats=fp), refined.decode(fr, base=x, base_feats=fr), atol=1e-3)
+    with pytest.raises(RegazeError, match="decoder_warp_refine"):
+        ModelConfig(decoder_warp_refine=8)  # the patent's pure decoder has no warp to refine
+    with pytest.raises(RegazeError, match="decoder_warp_refine"):
+        ModelConfig(decoder_mode="warp", decoder_warp_refine=-1)
 
 
 # ------------------------------------------------------------------------------------------ losses

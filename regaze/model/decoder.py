@@ -18,6 +18,13 @@ Two modes (`mode`):
   the target's (Z_id, Z_g, Z_h) and the base image's own pose features (Z_g, Z_h before any rotation: a flow
   moves pixels *from* where the base shows them). No pixel of the base reaches the trunk; the base enters
   only through the sampling, so a zero flow shows the base's pose, which the losses reject.
+  With `warp_refine` (issue 13), a small network at the image's own resolution then corrects the flow and the
+  mask: it reads the first warp's result, the rendered image, the mask and the trunk's features, and predicts
+  a residual of the three warp logits (zero-initialised: it starts as the plain warp), then the base is
+  warped again with the corrected flow. The first warp misplaces edges by a pixel or two (its flow comes
+  from the latent at S/2; at 64 px most of the head-only error lies on edges); the refinement sees where they
+  landed. The base still enters only through sampling: the refinement sees it already warped into the output.
+  Measured (docs/RESULTS.md): at half the width it costs 45 % of the steps and does not pay at equal CPU time; off.
 """
 from __future__ import annotations
 
@@ -38,7 +45,8 @@ class Decoder(nn.Module):
     """(z_id (B, 2K, 3), z_gaze (B, K, 3), z_head (B, K, 3)[, base, base_gaze, base_head]) -> (B, 3, S, S) in [-1, 1].
 
     blocks: residual blocks per level, coarsest first ((1, 1, 1): at the grid, 2x and 4x the grid).
-    mode: "pure" or "warp" (module docstring); full_res_channels: width of the stage at S (0 = none).
+    mode: "pure" or "warp" (module docstring); full_res_channels: width of the stage at S (0 = none);
+    warp_refine: width of the full-resolution flow and mask refinement ("warp" only; 0 = none).
     """
 
     def __init__(
@@ -53,6 +61,7 @@ class Decoder(nn.Module):
         norm: str = "none",
         mode: str = "pure",
         full_res_channels: int = 0,
+        warp_refine: int = 0,
     ):
         super().__init__()
         if mode not in DECODER_MODES:
@@ -90,6 +99,20 @@ class Decoder(nn.Module):
             self.to_warp = nn.Conv2d(last, 3, 3, padding=1)  # (flow x, flow y, mask logit) at S/2
             nn.init.zeros_(self.to_warp.weight)  # start as the identity warp, half blended
             nn.init.zeros_(self.to_warp.bias)
+        self.refine = None
+        if warp_refine:
+            if mode != "warp":
+                raise ValueError("warp_refine needs the warping decoder (mode 'warp')")
+            refine_in = 3 + 3 + 1 + last  # warped base, rendered image, mask, trunk features (upsampled)
+            last_conv = nn.Conv2d(warp_refine, 3, 3, padding=1)  # residual of (flow x, flow y, mask logit)
+            nn.init.zeros_(last_conv.weight)  # start as the plain warp
+            nn.init.zeros_(last_conv.bias)
+            self.refine = nn.Sequential(
+                conv_block(in_channels=refine_in, out_channels=warp_refine, norm=norm),
+                nn.Conv2d(warp_refine, warp_refine, 3, padding=2, dilation=2),  # receptive field 9 px at S
+                nn.LeakyReLU(NEGATIVE_SLOPE),
+                last_conv,
+            )
 
     def forward(self, *, z_id: torch.Tensor, z_gaze: torch.Tensor, z_head: torch.Tensor,
                 base: torch.Tensor | None = None, base_gaze: torch.Tensor | None = None,
@@ -105,7 +128,7 @@ class Decoder(nn.Module):
         h = self.fc(z).view(b, self.flat_channels, g, g)  # (B, flat, g, g)
         h = h.contiguous(memory_format=torch.channels_last)
         h = self.layers(h)  # (B, C, S/2, S/2)
-        full = F.interpolate(h, scale_factor=2.0, mode="nearest")  # (B, C, S, S)
+        full = full_h = F.interpolate(h, scale_factor=2.0, mode="nearest")  # (B, C, S, S)
         if self.full_res is not None:
             full = self.full_res(full)  # (B, C_full, S, S)
         rendered = torch.tanh(self.to_rgb(full))  # (B, 3, S, S)
@@ -115,6 +138,12 @@ class Decoder(nn.Module):
         flow = FLOW_MAX * torch.tanh(w[:, :2])  # (B, 2, S, S) in [-1, 1] image coordinates
         mask = torch.sigmoid(w[:, 2:3])  # (B, 1, S, S): 1 = the warped base, 0 = the rendered image
         warped = warp_image(base.float(), flow=flow)  # (B, 3, S, S)
+        if self.refine is not None:
+            r_in = torch.cat([warped, rendered.float(), 2.0 * mask - 1.0, full_h.float()], dim=1)  # (B, 7 + C, S, S)
+            w = w + self.refine(r_in.to(h.dtype)).float()  # (B, 3, S, S): corrected warp logits
+            flow = FLOW_MAX * torch.tanh(w[:, :2])
+            mask = torch.sigmoid(w[:, 2:3])
+            warped = warp_image(base.float(), flow=flow)
         return (mask * warped + (1.0 - mask) * rendered.float()).to(rendered.dtype)
 
 
