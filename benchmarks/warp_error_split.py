@@ -79,8 +79,13 @@ def main(argv=None) -> int:
     from regaze.image_metrics import psnr_db
     from regaze.model.pretrained import load_redirector
 
-    model, info = load_redirector(args.run)
-    ds = open_dataset(args.data)
+    from regaze.errors import RegazeError
+
+    try:
+        model, info = load_redirector(args.run)
+        ds = open_dataset(args.data)
+    except (RegazeError, OSError) as e:
+        raise SystemExit(f"warp_error_split: {e}") from None
     pool, split = held_out_indices(ds, split="test")
     rng = np.random.default_rng(args.seed)
     src = np.sort(rng.choice(pool, min(args.images, len(pool)), replace=False))
