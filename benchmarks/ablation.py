@@ -6,6 +6,8 @@ the same seeded evaluation pairs, the same independent estimator:
 - `--study demo_levers` (issue 13, levers 5 and 6): today's demo recipe at other generator widths and batch
   sizes, and with Z_g rotated by head-relative gaze; `--study demo_width_10min`: its winner again at 10 CPU minutes;
 - `--study demo_warp_refine` (issue 13): today's demo recipe with and without the warp's full-resolution refinement.
+- `--study demo_edge` (issue 13): today's demo recipe with and without the image-gradient loss (loss.edge).
+- `--study demo_convex` (issue 13): today's demo recipe with bilinear or convex upsampling of the warp.
 Writes benchmarks/results/<study>.json (ablation.json for patent) and benchmarks/ablation.md
 with every study's table.
 
@@ -16,6 +18,8 @@ with every study's table.
     python -m benchmarks.ablation --study demo_levers --root runs/demo_levers --cpu-minutes 4 --seeds 0 1
     python -m benchmarks.ablation --study demo_width_10min --root runs/demo_width_10min --cpu-minutes 10 --seeds 0 1
     python -m benchmarks.ablation --study demo_warp_refine --root runs/demo_warp_refine --cpu-minutes 10 --seeds 0 1
+    python -m benchmarks.ablation --study demo_edge --root runs/demo_edge --cpu-minutes 10 --seeds 0 1
+    python -m benchmarks.ablation --study demo_convex --root runs/demo_convex --cpu-minutes 10 --seeds 0 1
 
 Each variant and seed trains into RUN_ROOT/NAME/seed_S (resumed if it stopped early) with the demo's 64-px
 recipe plus the variant's switch, for an equal budget: `--cpu-minutes M` stops each run after M minutes of
@@ -39,7 +43,9 @@ RESULTS = {"patent": Path(__file__).parent / "results" / "ablation.json",
            "levers": Path(__file__).parent / "results" / "levers.json",
            "demo_levers": Path(__file__).parent / "results" / "demo_levers.json",
            "demo_width_10min": Path(__file__).parent / "results" / "demo_width_10min.json",
-           "demo_warp_refine": Path(__file__).parent / "results" / "demo_warp_refine.json"}
+           "demo_warp_refine": Path(__file__).parent / "results" / "demo_warp_refine.json",
+           "demo_edge": Path(__file__).parent / "results" / "demo_edge.json",
+           "demo_convex": Path(__file__).parent / "results" / "demo_convex.json"}
 TABLE = Path(__file__).parent / "ablation.md"
 VARIANTS = {  # name -> (TrainConfig overrides, what it removes)
     "full": ({}, "the method: cross swap, identity swap, L_ort"),
@@ -102,7 +108,20 @@ STUDIES = {"patent": (VARIANTS, "Ablation of the patent's parts (issue 6)", "wha
                                                   "loss": {"latent": 0.1}},
                                                  "+ the full-resolution flow and mask refinement (32 channels)")},
                                 "A full-resolution refinement of the warp on the demo's recipe (issue 13, 10 CPU minutes)",
-                                "what it changes")}
+                                "what it changes"),
+           # issue 13: the same edges, through the loss instead of the architecture (no cost per step)
+           "demo_edge": ({"demo_narrow": DEMO_LEVERS["demo_narrow"],
+                          "demo_edge": ({"model": DEMO_LEVERS["demo_narrow"][0]["model"], "loss": {"latent": 0.1, "edge": 1.0}},
+                                        "+ the image-gradient loss L_E (loss.edge 1.0) on the pair reconstructions")},
+                         "An edge (image-gradient) loss on the demo's recipe (issue 13, 10 CPU minutes)",
+                         "what it changes"),
+           # issue 13: the flow's edges at full resolution for the price of one small conv at S/2
+           "demo_convex": ({"demo_narrow": DEMO_LEVERS["demo_narrow"],
+                            "demo_convex": ({"model": {**DEMO_LEVERS["demo_narrow"][0]["model"], "decoder_warp_upsample": "convex"},
+                                             "loss": {"latent": 0.1}},
+                                            "+ convex (RAFT-style) upsampling of the flow and mask to full resolution")},
+                           "Convex upsampling of the warp on the demo's recipe (issue 13, 10 CPU minutes)",
+                           "what it changes")}
 # (label, path in eval.json, unit, better). Every model column scores the decoder's image; the eye composite
 # (the decoder's eyes pasted into the source, the default output of a gaze-only change) has its own column.
 COLUMNS = [

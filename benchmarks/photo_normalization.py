@@ -10,7 +10,10 @@ Per face:
   3-D points (the chain's geometry; target <= 0.5 deg), (a') with the exact landmarks and the mean synthetic
   face as the 3-D model (the floor of any landmark detector fitted to a generic face), (b) with the MTCNN finder's landmarks and the mean
   synthetic face as the 3-D model (target <= 3 deg median), (c) as (b) with the generic human face
-  HUMAN_FIVE_POINTS_HEAD (what real photos get);
+  HUMAN_FIVE_POINTS_HEAD (what real photos get); (d) as (b) and (c), the head direction then read off the
+  normalized crop by a head-pose reader (`--head-estimator DIR`, default runs/estimator64 when present: an
+  estimator trained on other synthetic faces; regaze/data/photo/head_refinement.py), and (d') the same from
+  the exact landmarks (the reader's own floor);
 - the finder's landmark error against the exact points, in pixels and in % of the eye distance;
 - the crop (exact landmarks, own 3-D points) against the renderer's own normalized render of the same face
   (the camera turned and zoomed exactly as the normalization defines it), rendered at 3x and area-filtered
@@ -37,6 +40,7 @@ from benchmarks.result_file import write_result
 RESULTS = Path(__file__).parent / "results" / "photo_normalization.json"
 TARGETS = {"head_err_exact_deg_max": 0.5, "head_err_detector_deg_median": 3.0, "crop_psnr_db_median": 30.0,
            "round_trip_shift_px_max": 1.0}
+DEFAULT_HEAD_ESTIMATOR = Path("runs/estimator64")
 
 
 def _angle_deg(a, b) -> float:
@@ -59,11 +63,13 @@ def _stats(v) -> dict:
             "max": float(v.max()), "min": float(v.min())}
 
 
-def run(*, scenes: int = 60, seed: int = 0) -> dict:
+def run(*, scenes: int = 60, seed: int = 0, head_estimator: Path | None = None) -> dict:
+    """head_estimator: an estimator directory for the rows with the head read off the crop (None: no such rows)."""
     import cv2
 
     from regaze.data.photo.face_box import Face
     from regaze.data.photo.face_finder import face_finder
+    from regaze.data.photo.head_refinement import refine_head_pose
     from regaze.data.photo.intrinsics import PhotoCamera
     from regaze.data.photo.normalization import (HUMAN_FIVE_POINTS_HEAD, blend, denormalize, estimate_head_pose,
                                                  face_blend_mask, normalize_face, normalizing_rotation)
@@ -98,6 +104,16 @@ def run(*, scenes: int = 60, seed: int = 0) -> dict:
         supersampled[size] = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
                                        for im in render_view(**big.view)])
     finder = face_finder("mtcnn")
+    reader = None
+    if head_estimator is not None:
+        from regaze.evaluation.estimator.head_reader import estimator_head_reader
+
+        reader = estimator_head_reader(head_estimator)
+
+    def head_err(p) -> float:  # a fitted pose -> the angle of its normalized head direction to the truth
+        r = normalizing_rotation(face_centre_mm=p.face_centre_mm, head_rotation=p.rotation)
+        return _angle_deg(head_matrix_to_pitchyaw(r @ p.rotation), true_head)
+
     t_render = time.time() - t0
     rows = []
     for i in range(scenes):
@@ -108,9 +124,11 @@ def run(*, scenes: int = 60, seed: int = 0) -> dict:
         # the floor of any detector that uses a generic 3-D model: the exact landmarks, fitted to the mean face
         floor = estimate_head_pose(points_xy=exact_2d[i, :5], model_points_head=MEAN_FACE_LANDMARKS_HEAD[:5],
                                    camera=camera)
-        r = normalizing_rotation(face_centre_mm=floor.face_centre_mm, head_rotation=floor.rotation)
-        row["head_err_exact_landmarks_mean_model_deg"] = _angle_deg(head_matrix_to_pitchyaw(r @ floor.rotation),
-                                                                    true_head)
+        row["head_err_exact_landmarks_mean_model_deg"] = head_err(floor)
+        if reader is not None:
+            row["head_err_exact_landmarks_read_deg"] = head_err(refine_head_pose(
+                images[i], pose=floor, camera=camera, reader=reader, points_xy=exact_2d[i, :5],
+                model_points_head=MEAN_FACE_LANDMARKS_HEAD[:5]))
         for size in truth:
             preset = NORMALIZATION_PRESETS[f"synth{size}"]
             norm = normalize_face(images[i], pose=pose, camera=camera, focal_px=preset.focal_px,
@@ -150,8 +168,10 @@ def run(*, scenes: int = 60, seed: int = 0) -> dict:
             row["landmark_bias_px"] = (face.points_xy - exact_2d[i, :5]).mean(0).tolist()
             for name, model in (("mean_synthetic", MEAN_FACE_LANDMARKS_HEAD[:5]), ("human", HUMAN_FIVE_POINTS_HEAD)):
                 p = estimate_head_pose(points_xy=face.points_xy, model_points_head=model, camera=camera)
-                r = normalizing_rotation(face_centre_mm=p.face_centre_mm, head_rotation=p.rotation)
-                row[f"head_err_detector_{name}_deg"] = _angle_deg(head_matrix_to_pitchyaw(r @ p.rotation), true_head)
+                row[f"head_err_detector_{name}_deg"] = head_err(p)
+                if reader is not None:
+                    row[f"head_err_detector_{name}_read_deg"] = head_err(refine_head_pose(
+                        images[i], pose=p, camera=camera, reader=reader, points_xy=face.points_xy, model_points_head=model))
         row["distance_mm"] = float(np.linalg.norm(sc.face_centre_cam[i]))
         rows.append(row)
     col = lambda k: [r.get(k) for r in rows]  # noqa: E731
@@ -160,6 +180,8 @@ def run(*, scenes: int = 60, seed: int = 0) -> dict:
         "head_err_exact_landmarks_mean_model_deg": _stats(col("head_err_exact_landmarks_mean_model_deg")),
         "head_err_detector_mean_synthetic_deg": _stats(col("head_err_detector_mean_synthetic_deg")),
         "head_err_detector_human_deg": _stats(col("head_err_detector_human_deg")),
+        **({k: _stats(col(k)) for k in ("head_err_exact_landmarks_read_deg", "head_err_detector_mean_synthetic_read_deg",
+                                        "head_err_detector_human_read_deg")} if reader is not None else {}),
         "detection_rate": float(np.mean(col("detected"))),
         "landmark_err_pct_eye_distance": _stats(col("landmark_err_pct_eye_distance")),
         "landmark_bias_px": np.mean([r["landmark_bias_px"] for r in rows if "landmark_bias_px" in r], 0).tolist(),
@@ -174,6 +196,8 @@ def run(*, scenes: int = 60, seed: int = 0) -> dict:
         "head_err_exact_deg_max": (s["head_err_exact_deg"]["max"], "<=", TARGETS["head_err_exact_deg_max"]),
         "head_err_detector_deg_median": (s["head_err_detector_mean_synthetic_deg"].get("median"), "<=",
                                          TARGETS["head_err_detector_deg_median"]),
+        **({"head_err_detector_read_deg_median": (s["head_err_detector_human_read_deg"].get("median"), "<=",
+                                                  TARGETS["head_err_detector_deg_median"])} if reader is not None else {}),
         "crop_psnr_db_median": (min(s["crop_psnr_64_db"]["median"], s["crop_psnr_128_db"]["median"]), ">=",
                                 TARGETS["crop_psnr_db_median"]),
         "round_trip_shift_px_max": (s["round_trip_shift_px"]["max"], "<=", TARGETS["round_trip_shift_px_max"]),
@@ -181,12 +205,19 @@ def run(*, scenes: int = 60, seed: int = 0) -> dict:
     met = {k: {"value": v, "bound": b, "met": v is not None and (v <= b if op == "<=" else v >= b)}
            for k, (v, op, b) in checks.items()}
     return {"benchmark": "photo_normalization", "scenes": scenes, "seed": seed, "frame": [sc.width, sc.height],
+            "head_reader": None if reader is None else reader.about,
             "camera_matrix": sc.camera_matrix.tolist(), "summary": summary, "targets": met,
             "render_s": round(t_render, 1), "total_s": round(time.time() - t0, 1), "machine": describe(), "rows": rows}
 
 
-def main(quick: bool = False, *, scenes: int | None = None, out: Path = RESULTS) -> dict:
-    result = run(scenes=scenes or (12 if quick else 60))
+def main(quick: bool = False, *, scenes: int | None = None, out: Path = RESULTS,
+         head_estimator: Path | None = DEFAULT_HEAD_ESTIMATOR) -> dict:
+    """head_estimator: the reader of rows (d); the default one is used only when it exists (make bench on a fresh
+    clone has none), any other that is missing is an error."""
+    if head_estimator == DEFAULT_HEAD_ESTIMATOR and not (head_estimator / "estimator.pt").exists():
+        print(f"no {head_estimator}: the rows with the head read off the crop are left out", file=sys.stderr)
+        head_estimator = None
+    result = run(scenes=scenes or (12 if quick else 60), head_estimator=head_estimator)
     if not quick:
         write_result(out, result)
     return result
@@ -243,12 +274,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=60, help="faces (default 60)")
     parser.add_argument("--quick", action="store_true", help="12 faces, nothing written")
+    parser.add_argument("--head-estimator", type=Path, default=DEFAULT_HEAD_ESTIMATOR,
+                        help="estimator that reads the head off the crop, rows (d) (default runs/estimator64 if present)")
     parser.add_argument("--png", type=Path, help="also draw the chain's picture (e.g. docs/photo_chain.png)")
     args = parser.parse_args()
     import json
 
     if args.png:
         print(f"wrote {figure(out=args.png)}", file=sys.stderr)
-    res = main(quick=args.quick, scenes=None if args.quick else args.scenes)
+    res = main(quick=args.quick, scenes=None if args.quick else args.scenes, head_estimator=args.head_estimator)
     print(json.dumps({"summary": res["summary"], "targets": res["targets"]}, indent=1))
     sys.exit(0)

@@ -107,6 +107,9 @@ class ModelConfig:
     # channels of the warping decoder's full-resolution flow and mask refinement (it reads the first warp's
     # result; regaze/model/decoder.py); 0 = none; "warp" only
     decoder_warp_refine: int = 0
+    # how the warp's flow and mask logits go from S/2 to S: "bilinear", or "convex" (each full-resolution pixel a
+    # learned convex combination of its 3x3 coarse neighbours, RAFT-style: edges of the flow stay sharp)
+    decoder_warp_upsample: str = "bilinear"
     # The frame of the gaze angles Z_g is rotated by (issue 13's lever 6): "camera" (the labels' own frame,
     # the patent's) or "head" (gaze in head coordinates, geometry.gaze_in_head; the auxiliary gaze estimator then
     # reads head-relative gaze). The user API stays in the camera frame either way: Redirector.redirect converts.
@@ -132,6 +135,10 @@ class ModelConfig:
         if self.decoder_warp_refine < 0 or (self.decoder_warp_refine and self.decoder_mode != "warp"):
             raise RegazeError(f"model.decoder_warp_refine must be 0, or > 0 with decoder_mode 'warp' (it refines the warp), "
                               f"got {self.decoder_warp_refine} with decoder_mode {self.decoder_mode!r}")
+        if self.decoder_warp_upsample not in ("bilinear", "convex"):
+            raise RegazeError(f"model.decoder_warp_upsample must be 'bilinear' or 'convex', got {self.decoder_warp_upsample!r}")
+        if self.decoder_warp_upsample == "convex" and self.decoder_mode != "warp":
+            raise RegazeError("model.decoder_warp_upsample 'convex' needs decoder_mode 'warp' (it upsamples the warp)")
         if self.gaze_frame not in ("camera", "head"):
             raise RegazeError(f"model.gaze_frame must be 'camera' or 'head', got {self.gaze_frame!r}")
         if self.z_norm not in ("rms", "none"):
@@ -179,6 +186,7 @@ class LossWeights:
     latent: float = 0.0  # latent consistency: R^{ab} Z^a ~ Z^b, Z_id^a ~ Z_id^b, E(R^{ab} Z^a) ~ angles of b
     guide: float = 0.0  # redirection loss: a frozen training-time estimator reads X_a^T, X_b^T (radians)
     guide_random: float = 0.0  # ... and redirections of X_a to random in-range targets of the training labels
+    edge: float = 0.0  # L1 of the image gradients' difference on X_a^T, X_b^T (sharp, well-placed edges)
 
 
 @dataclass

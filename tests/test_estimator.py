@@ -15,7 +15,7 @@ from regaze.errors import RegazeError
 from regaze.data.synth.camera import head_rotation
 from regaze.evaluation.estimator.network import (EstimatorConfig, GazeHeadEstimator, estimate, estimator_framing,
                                                  eye_crop_shape, eye_crops)
-from regaze.geometry import gaze_in_camera, gaze_in_head, head_to_camera
+from regaze.geometry import gaze_in_camera, gaze_in_head, head_to_camera, pitchyaw_to_vector
 from regaze.evaluation.estimator.store import load_estimator, save_estimator
 from regaze.model.framing import eye_centres_px
 from regaze.evaluation.estimator.trainer import (EstimatorTrainConfig, ImageBank, LabelledImages, _augment,
@@ -106,6 +106,21 @@ def test_augmentation_flip_mirrors_pixels_and_negates_yaw_only():
     y2, g2, h2 = _augment(x, gaze, head, cfg=EstimatorTrainConfig(hflip=False), generator=torch.Generator())
     assert torch.equal(g2, gaze) and torch.equal(h2, head) and not torch.allclose(y2, x)
     assert y2.min() >= -1 and y2.max() <= 1
+
+
+def test_augmentation_turn_keeps_the_angle_between_gaze_and_head_and_is_off_by_default():
+    x = torch.rand(16, 3, 32, 32) * 2 - 1
+    gaze, head = torch.rand(16, 2) - 0.5, torch.rand(16, 2) - 0.5
+    flat = dict(brightness=0, contrast=0, channel_gain=0, noise_std=0, hflip=False)
+    y, g, h = _augment(x, gaze, head, cfg=EstimatorTrainConfig(**flat), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(g, gaze) and torch.equal(h, head) and torch.allclose(y, x, atol=1e-6)  # the defaults: no turn
+    cfg = EstimatorTrainConfig(**flat, roll_deg=15, tilt_deg=4, zoom=0.1)
+    y, g, h = _augment(x, gaze, head, cfg=cfg, generator=torch.Generator().manual_seed(0), focal_px=90.0)
+    vec = lambda a: pitchyaw_to_vector(a)  # noqa: E731
+    turned = torch.rad2deg(torch.arccos((vec(h) * vec(head)).sum(-1).clamp(-1, 1)))  # (16,) how far each head turned
+    assert turned.max() > 2.0 and turned.max() < 16.0
+    assert torch.allclose((vec(g) * vec(h)).sum(-1), (vec(gaze) * vec(head)).sum(-1), atol=1e-5)
+    assert not torch.allclose(y, x, atol=1e-2)
 
 
 def test_image_bank_in_memory_and_lazy_agree(tmp_path):

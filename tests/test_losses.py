@@ -51,3 +51,20 @@ def test_combiner_weights_and_skips_zero_weights():
     total, logs = losses.generator_total(terms=terms, weights={"rec": 3.0, "ort": 0.0, "gen": 0.5})
     assert float(total) == pytest.approx(6.5)
     assert math.isnan(float(logs["ort"])) and float(logs["total"]) == pytest.approx(6.5)
+
+
+def test_edge_loss_pays_for_misplaced_edges_not_for_a_flat_offset():
+    from regaze.training.losses import edge_loss
+
+    target = torch.zeros(2, 3, 8, 8)
+    target[..., 4:] = 1.0  # a vertical edge
+    assert edge_loss(output=target + 0.3, target=target) < 1e-6  # same gradients: nothing to pay (float rounding)
+    shifted = torch.zeros_like(target)
+    shifted[..., 5:] = 1.0  # the edge a pixel off
+    # d_x of the difference is +-1 on two of the 7 column pairs, in every row and channel
+    assert torch.isclose(edge_loss(output=shifted, target=target), torch.tensor(2 / 7))
+    ones = torch.ones(2, 1, 8, 8)
+    assert torch.isclose(edge_loss(output=shifted, target=target, weight=ones), edge_loss(output=shifted, target=target))
+    eye = torch.zeros(2, 1, 8, 8)
+    eye[..., 5] = 1.0  # weight only where the shifted edge is: every weighted x-difference is wrong
+    assert torch.isclose(edge_loss(output=shifted, target=target, weight=eye), torch.tensor(1.0))

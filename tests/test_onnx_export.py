@@ -34,14 +34,18 @@ def _model(mode: str, *, seed: int = 0) -> Redirector:
     flat 50 % blend), so that the graph's grid_sample moves pixels and its mask varies."""
     torch.manual_seed(seed)
     refine = 4 if mode == "warp_refine" else 0
+    upsample = "convex" if mode == "warp_convex" else "bilinear"
     cfg = ModelConfig(image_size=64, k=8, channel_max=32, flat_channels=8, estimator_hidden=16,
-                      decoder_mode="warp" if refine else mode, decoder_warp_refine=refine)
+                      decoder_mode="warp" if mode.startswith("warp") else mode, decoder_warp_refine=refine,
+                      decoder_warp_upsample=upsample)
     model = Redirector(cfg)
     if model.decoder.to_warp is not None:
         torch.nn.init.normal_(model.decoder.to_warp.weight, std=0.3)
         torch.nn.init.normal_(model.decoder.to_warp.bias, std=0.5)
     if model.decoder.refine is not None:  # zero-initialised too: give its correction something to do
         torch.nn.init.normal_(model.decoder.refine[-1].weight, std=0.05)
+    if model.decoder.upsample_weights is not None:  # zero-initialised: the 3x3 mean; make the weights vary
+        torch.nn.init.normal_(model.decoder.upsample_weights.weight, std=0.3)
     model.framing = Framing(focal_px=180.0, distance_mm=600.0)
     return model.requires_grad_(False).eval()
 
@@ -56,7 +60,7 @@ def _assert_parity(report: dict) -> None:
     assert report["passed"]
 
 
-@pytest.mark.parametrize("mode", ["pure", "warp", "warp_refine"])
+@pytest.mark.parametrize("mode", ["pure", "warp", "warp_refine", "warp_convex"])
 def test_onnx_runtime_matches_pytorch_for_both_decoders(mode, tmp_path):
     model = _model(mode)
     info = export_redirector(model, path=tmp_path / f"{mode}.onnx")

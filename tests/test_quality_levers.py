@@ -82,7 +82,8 @@ def test_pair_step_warps_the_image_whose_identity_it_decodes():
 
 
 @pytest.mark.parametrize("kw", [dict(decoder_mode="warp"), dict(decoder_mode="warp", decoder_full_res=4), dict(decoder_full_res=4),
-                                dict(decoder_mode="warp", decoder_warp_refine=4)])
+                                dict(decoder_mode="warp", decoder_warp_refine=4),
+                                dict(decoder_mode="warp", decoder_warp_upsample="convex")])
 def test_gradients_reach_every_parameter(kw):
     g = _small(**kw)
     pf = PairForward(g, latent=True)
@@ -94,6 +95,8 @@ def test_gradients_reach_every_parameter(kw):
             g.decoder.to_warp.weight.normal_(0, 0.01)
         if g.decoder.refine is not None:
             g.decoder.refine[-1].weight.normal_(0, 0.01)
+        if g.decoder.upsample_weights is not None:
+            g.decoder.upsample_weights.weight.normal_(0, 0.01)
     out = pf(**batch, gaze_sel=torch.tensor([True, False, True]), head_sel=torch.tensor([False, True, True]),
              random_gaze=_angles(b, 5), random_head=_angles(b, 6))
     terms = generator_terms(out, batch, fake_logits=None)
@@ -121,6 +124,36 @@ def test_warp_refinement_starts_as_the_plain_warp_and_then_corrects_it():
         ModelConfig(decoder_warp_refine=8)  # the patent's pure decoder has no warp to refine
     with pytest.raises(RegazeError, match="decoder_warp_refine"):
         ModelConfig(decoder_mode="warp", decoder_warp_refine=-1)
+
+
+def test_convex_upsampling_is_the_3x3_mean_at_zero_weights_and_can_keep_a_step_edge():
+    from regaze.model.decoder import convex_upsample
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 6)
+    zero = convex_upsample(x, weights=torch.zeros(2, 36, 5, 6))
+    mean = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    assert zero.shape == (2, 3, 10, 12)
+    assert torch.allclose(zero, torch.nn.functional.interpolate(mean, scale_factor=2.0, mode="nearest"), atol=1e-6)
+    centre = torch.full((2, 9, 4, 5, 6), -30.0)
+    centre[:, 4] = 30.0  # all weight on the pixel itself: nearest-neighbour upsampling
+    assert torch.allclose(convex_upsample(x, weights=centre.view(2, 36, 5, 6)),
+                          torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"), atol=1e-6)
+    # a step between columns 2 and 3 of the coarse grid: bilinear ramps it over two full-resolution pixels,
+    # convex weights that look left on the left half and right on the right half keep it a step
+    step = torch.zeros(1, 1, 4, 6)
+    step[..., 3:] = 1.0
+    w = torch.full((1, 9, 2, 2, 4, 6), -30.0)  # (neighbour k, sub-row i, sub-column j, y, x)
+    w[:, 4] = 30.0
+    w[:, 4, :, 1, :, 2], w[:, 3, :, 1, :, 2] = -30.0, 30.0  # sub-column 1 of coarse column 2 takes its left neighbour
+    up = convex_upsample(step, weights=w.view(1, 36, 4, 6))
+    assert torch.equal(up[0, 0, 0].round(), torch.tensor([0.0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]))
+    bilinear = torch.nn.functional.interpolate(step, scale_factor=2.0, mode="bilinear", align_corners=False)
+    assert 0.0 < bilinear[0, 0, 0, 5] < 1.0 and 0.0 < bilinear[0, 0, 0, 6] < 1.0
+    with pytest.raises(RegazeError, match="decoder_warp_upsample"):
+        ModelConfig(decoder_warp_upsample="convex")  # the pure decoder has no warp
+    with pytest.raises(RegazeError, match="decoder_warp_upsample"):
+        ModelConfig(decoder_mode="warp", decoder_warp_upsample="nearest")
 
 
 # ------------------------------------------------------------------------------------------ losses

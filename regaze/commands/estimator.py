@@ -39,13 +39,17 @@ def _train(args) -> int:
         raise RegazeError(f"--lr must be > 0 and --identity-weight >= 0; got {args.lr}, {args.identity_weight}")
     if not 0.0 < args.val_fraction < 1.0:
         raise RegazeError(f"--val-fraction must be in (0, 1); got {args.val_fraction}")
+    for name, value, top in (("--roll-deg", args.roll_deg, 45.0), ("--tilt-deg", args.tilt_deg, 15.0), ("--zoom", args.zoom, 0.5)):
+        if not 0.0 <= value <= top:
+            raise RegazeError(f"{name} must be in [0, {top:g}]; got {value}")
     if args.threads:
         torch.set_num_threads(args.threads)
     train_estimator_on_file(
         data=args.data, out=args.out, config=EstimatorConfig(width=args.width, eye_width=args.eye_width),
         train_config=EstimatorTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                           seed=args.seed, hflip=not args.no_flip, identity_weight=args.identity_weight,
-                                          crop_head_noise_deg=args.crop_head_noise),
+                                          crop_head_noise_deg=args.crop_head_noise, roll_deg=args.roll_deg,
+                                          tilt_deg=args.tilt_deg, zoom=args.zoom),
         val_fraction=args.val_fraction, max_train_images=args.max_train_images,
         device=pick_device(args.device), progress=not args.quiet)
     return 0
@@ -86,6 +90,14 @@ def register(subparsers) -> None:
     p.add_argument("--identity-weight", type=float, default=0.1,
                    help="weight of the subject-classification loss that trains the identity embedding (default 0.1)")
     p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation (yaw sign flipped with it)")
+    p.add_argument("--roll-deg", type=float, default=0.0,
+                   help="camera turned about its optical axis by up to this many degrees, labels turned with it "
+                        "(default 0: none); for a head reader of `regaze normalize --head-estimator` (costs gaze accuracy)")
+    p.add_argument("--tilt-deg", type=float, default=0.0,
+                   help="camera turned about its x and y axes by up to this many degrees each (the face off the "
+                        "crop's centre, as a misplaced crop puts it), labels turned with it (default 0: none)")
+    p.add_argument("--zoom", type=float, default=0.0,
+                   help="crops zoomed by up to this fraction either way, e.g. 0.1 (default 0: none)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="fraction of training subjects held out when the file has no val split (default 0.1)")
     p.add_argument("--max-train-images", type=int, default=0, help="use a seeded subset of this many (0 = all)")

@@ -25,6 +25,10 @@ Two modes (`mode`):
   from the latent at S/2; at 64 px most of the head-only error lies on edges); the refinement sees where they
   landed. The base still enters only through sampling: the refinement sees it already warped into the output.
   Measured (docs/RESULTS.md): at half the width it costs 45 % of the steps and does not pay at equal CPU time; off.
+  With `warp_upsample="convex"` (issue 13), the flow and mask logits go from S/2 to S not bilinearly but as
+  RAFT does (Teed and Deng 2020): a 3x3 conv on the trunk predicts, for each of the four full-resolution pixels
+  of a coarse pixel, softmax weights over its 3x3 coarse neighbours, so a flow edge (head against background)
+  can stay a step instead of a two-pixel ramp. Zero-initialised weights give the 3x3 mean.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from torch import nn
 from regaze.model.encoder import level_resolutions
 from regaze.model.layers import NEGATIVE_SLOPE, ResBlock, channels_at, conv_block
 
-__all__ = ["Decoder", "DECODER_MODES", "warp_image"]
+__all__ = ["Decoder", "DECODER_MODES", "warp_image", "convex_upsample"]
 
 DECODER_MODES = ("pure", "warp")
 FLOW_MAX = 0.5  # largest displacement, in units of the half image ([-1, 1] coordinates): a quarter of the image
@@ -46,7 +50,8 @@ class Decoder(nn.Module):
 
     blocks: residual blocks per level, coarsest first ((1, 1, 1): at the grid, 2x and 4x the grid).
     mode: "pure" or "warp" (module docstring); full_res_channels: width of the stage at S (0 = none);
-    warp_refine: width of the full-resolution flow and mask refinement ("warp" only; 0 = none).
+    warp_refine: width of the full-resolution flow and mask refinement ("warp" only; 0 = none);
+    warp_upsample: "bilinear" or "convex", how the warp logits reach S ("warp" only).
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class Decoder(nn.Module):
         mode: str = "pure",
         full_res_channels: int = 0,
         warp_refine: int = 0,
+        warp_upsample: str = "bilinear",
     ):
         super().__init__()
         if mode not in DECODER_MODES:
@@ -99,6 +105,15 @@ class Decoder(nn.Module):
             self.to_warp = nn.Conv2d(last, 3, 3, padding=1)  # (flow x, flow y, mask logit) at S/2
             nn.init.zeros_(self.to_warp.weight)  # start as the identity warp, half blended
             nn.init.zeros_(self.to_warp.bias)
+        self.upsample_weights = None
+        if warp_upsample not in ("bilinear", "convex"):
+            raise ValueError(f"warp_upsample must be 'bilinear' or 'convex', got {warp_upsample!r}")
+        if warp_upsample == "convex":
+            if mode != "warp":
+                raise ValueError("convex upsampling needs the warping decoder (mode 'warp')")
+            self.upsample_weights = nn.Conv2d(last, 9 * 4, 3, padding=1)  # (B, 9 neighbours x 4 sub-pixels, S/2, S/2)
+            nn.init.zeros_(self.upsample_weights.weight)  # start as the 3x3 mean
+            nn.init.zeros_(self.upsample_weights.bias)
         self.refine = None
         if warp_refine:
             if mode != "warp":
@@ -134,7 +149,10 @@ class Decoder(nn.Module):
         rendered = torch.tanh(self.to_rgb(full))  # (B, 3, S, S)
         if self.to_warp is None:
             return rendered
-        w = F.interpolate(self.to_warp(h).float(), scale_factor=2.0, mode="bilinear", align_corners=False)  # (B, 3, S, S)
+        if self.upsample_weights is None:
+            w = F.interpolate(self.to_warp(h).float(), scale_factor=2.0, mode="bilinear", align_corners=False)  # (B, 3, S, S)
+        else:
+            w = convex_upsample(self.to_warp(h).float(), weights=self.upsample_weights(h).float())  # (B, 3, S, S)
         flow = FLOW_MAX * torch.tanh(w[:, :2])  # (B, 2, S, S) in [-1, 1] image coordinates
         mask = torch.sigmoid(w[:, 2:3])  # (B, 1, S, S): 1 = the warped base, 0 = the rendered image
         warped = warp_image(base.float(), flow=flow)  # (B, 3, S, S)
@@ -145,6 +163,18 @@ class Decoder(nn.Module):
             mask = torch.sigmoid(w[:, 2:3])
             warped = warp_image(base.float(), flow=flow)
         return (mask * warped + (1.0 - mask) * rendered.float()).to(rendered.dtype)
+
+
+def convex_upsample(x: torch.Tensor, *, weights: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W), weights (B, 9 * 4, H, W) logits -> (B, C, 2H, 2W): full-resolution pixel (2y + i, 2x + j)
+    = sum_k softmax_k(weights[:, k * 4 + 2i + j]) x[neighbour k of (y, x)], k over the 3x3 neighbours in
+    row-major order (edges repeated). Written with shifted slices, not unfold, so that it exports to ONNX."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")  # (B, C, H + 2, W + 2)
+    neighbours = torch.stack([padded[:, :, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], dim=2)  # (B, C, 9, H, W)
+    m = weights.view(b, 9, 4, h, w).softmax(dim=1)  # (B, 9, 4, H, W)
+    out = (neighbours.unsqueeze(3) * m.unsqueeze(1)).sum(dim=2)  # (B, C, 4, H, W)
+    return out.view(b, c, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c, 2 * h, 2 * w)
 
 
 def warp_image(image: torch.Tensor, *, flow: torch.Tensor) -> torch.Tensor:

@@ -59,7 +59,8 @@ class Redirector(nn.Module):
         self.separation = CrossAttributeSeparation()
         self.decoder = Decoder(image_size=cfg.image_size, k=cfg.k, blocks=cfg.decoder_blocks, flat_channels=cfg.flat_channels,
                                mode=cfg.decoder_mode, full_res_channels=cfg.decoder_full_res,
-                               warp_refine=cfg.decoder_warp_refine, **widths)
+                               warp_refine=cfg.decoder_warp_refine,
+                               warp_upsample=cfg.decoder_warp_upsample, **widths)
         self.to(memory_format=torch.channels_last)
         # Where the eyes are in this model's images (for compose="eyes"): the framing of the training data,
         # set by train() and load_redirector() from the checkpoint; ETH-XGaze's normalization until then.

@@ -257,7 +257,7 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
                                for k in ("a", "b")}  # (B, 1, S, S) each
             terms = generator_terms(out, batch, fake_logits=None if fake_logits is None else fake_logits.float(),
                                     rec_weights=rec_weights, guide=guide if (weights["guide"] or weights["guide_random"]) else None,
-                                    random_targets=random_targets)
+                                    random_targets=random_targets, edge=bool(weights["edge"]))
             total, logs = losses.generator_total(terms=terms, weights=weights)
             opt_g.zero_grad(set_to_none=True)
             total.backward()

@@ -108,13 +108,13 @@ class PairForward(nn.Module):
 
 def generator_terms(out: dict, batch: dict, *, fake_logits: torch.Tensor | None,
                     rec_weights: dict[str, torch.Tensor] | None = None, guide=None,
-                    random_targets: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                    random_targets: dict[str, torch.Tensor] | None = None, edge: bool = False) -> dict[str, torch.Tensor]:
     """The generator's loss terms of one step, float32 (names match LossWeights).
 
     rec_weights: optional per-pixel weights {"a": (B, 1, S, S), "b": ...} of the reconstructions (eye regions).
     guide: the frozen training-time estimator, images (N, 3, S, S) -> {"gaze", "head": (N, 2) rad}; with it the
     reconstructions are read (term "guide") and, with random_targets {"gaze", "head": (B, 2)}, out["out_random"]
-    (term "guide_random")."""
+    (term "guide_random"). edge: also the image-gradient term "edge" of the reconstructions (same weights)."""
     fa, fb = out["feats_a"], out["feats_b"]
     # the auxiliary gaze estimator reads gaze in Z_g's frame; the guide reads the images in the camera frame
     gaze_labels = out.get("gaze_labels") or {"a": batch["gaze_a"], "b": batch["gaze_b"]}
@@ -136,6 +136,9 @@ def generator_terms(out: dict, batch: dict, *, fake_logits: torch.Tensor | None,
             + losses.orthogonality_loss(z_id=fb.z_id, z_gaze=fb.z_gaze, z_head=fb.z_head)
         ),
     }
+    if edge:
+        terms["edge"] = 0.5 * (losses.edge_loss(output=out["out_a"], target=batch["x_a"], weight=w.get("a"))
+                               + losses.edge_loss(output=out["out_b"], target=batch["x_b"], weight=w.get("b")))
     if fake_logits is not None:
         terms["gen"] = losses.generator_loss(fake_logits=fake_logits)
     if "latent" in out:

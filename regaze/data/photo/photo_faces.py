@@ -5,6 +5,7 @@
     faces = normalize_photo(image, finder=face_finder(), camera=camera, preset=NORMALIZATION_PRESETS["eth-xgaze"])
 
 Each face: five landmarks (the finder) -> head pose (solvePnP against HUMAN_FIVE_POINTS_HEAD or the given model)
+-> optionally the head direction read off the face by a head reader (regaze/data/photo/head_refinement.py)
 -> the normalized crop in the preset's camera (regaze/data/photo/normalization.py).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from regaze.data.photo.face_finder import Face, FaceFinder, largest_face
+from regaze.data.photo.head_refinement import HeadReader, refine_head_pose
 from regaze.data.photo.intrinsics import PhotoCamera, default_camera
 from regaze.data.photo.normalization import HUMAN_FIVE_POINTS_HEAD, NormalizedFace, estimate_head_pose, normalize_face
 from regaze.data.photo.presets import NormalizationPreset
@@ -72,9 +74,11 @@ def camera_for(image: np.ndarray, camera: PhotoCamera | None) -> PhotoCamera:
 
 def normalize_photo(image: np.ndarray, *, finder: FaceFinder, camera: PhotoCamera | None,
                     preset: NormalizationPreset, model_points_head=HUMAN_FIVE_POINTS_HEAD, largest: bool = False,
-                    min_score: float = 0.9, faces: list[Face] | None = None) -> list[PhotoFace]:
+                    min_score: float = 0.9, faces: list[Face] | None = None,
+                    head_reader: HeadReader | None = None) -> list[PhotoFace]:
     """Every face of at least `min_score` (or only the largest) -> its normalized crop, best score first.
-    `faces` skips the finder (e.g. exact landmarks of a synthetic render)."""
+    `faces` skips the finder (e.g. exact landmarks of a synthetic render); `head_reader` corrects each landmark
+    fit's head direction from the face's appearance (refine_head_pose)."""
     camera = camera_for(image, camera)
     found = finder.find(image) if faces is None else list(faces)
     found = [f for f in found if f.score >= min_score]
@@ -83,6 +87,8 @@ def normalize_photo(image: np.ndarray, *, finder: FaceFinder, camera: PhotoCamer
     out = []
     for face in found:
         pose = estimate_head_pose(points_xy=face.points_xy, model_points_head=model_points_head, camera=camera)
+        if head_reader is not None:
+            pose = refine_head_pose(image, pose=pose, camera=camera, reader=head_reader)
         norm = normalize_face(image, pose=pose, camera=camera, focal_px=preset.focal_px,
                               distance_mm=preset.distance_mm, size=preset.size)
         out.append(PhotoFace(face=face, norm=norm))

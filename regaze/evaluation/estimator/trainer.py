@@ -6,8 +6,13 @@
 Augmentation keeps every label exact: brightness, contrast, per-channel gain and sensor noise change no
 geometry; a horizontal flip mirrors the scene through the optical axis (the principal point is the image
 centre in normalized images), which maps (pitch, yaw) to (pitch, -yaw) for both gaze and head exactly.
-Translations, rotations and crops are excluded: in a normalized image the face centre sits at the image
-centre, and moving it is a different camera rotation, i.e. different labels.
+Translations and crops are excluded: in a normalized image the face centre sits at the image centre, and
+moving it is a different camera rotation, i.e. different labels. Exact, though, when the labels
+move with it: the camera turned (`roll_deg` about its optical axis, `tilt_deg` about its x and y axes, which
+moves the face off the centre as a misplaced crop does) and zoomed (`zoom`), both label vectors turned by the
+same rotation (camera_turns.py; off by default). It is meant for head readers of the photo chain
+(regaze/data/photo/head_refinement.py), whose crops carry the landmark fit's errors of roll, centre and
+distance; the eye crops are still placed by (pitch, yaw) alone, so it costs gaze accuracy.
 
 Default schedule (meant for synthetic 64² data): AdamW (lr 2e-3, weight decay 0.05), batch 64, 80 epochs,
 3 % linear warm-up then cosine decay to 0 (14,000 renders of 140 subjects: 34 minutes on one CPU thread at
@@ -32,6 +37,7 @@ import torch.nn.functional as F
 from regaze.errors import RegazeError
 from regaze.evaluation.estimator.network import EstimatorConfig, GazeHeadEstimator, estimate, to_model_input
 from regaze.evaluation.estimator.store import save_estimator
+from regaze.evaluation.estimator.camera_turns import small_turns, turn_images
 from regaze.geometry import angular_error_deg, gaze_in_head
 from regaze.model.framing import Framing, framing_from_attrs
 
@@ -56,6 +62,12 @@ class EstimatorTrainConfig:
     channel_gain: float = 0.08  # per-channel multiplicative: U(1 - g, 1 + g)
     noise_std: float = 0.02  # Gaussian sensor noise, std drawn in U(0, noise_std), fraction of full scale
     hflip: bool = True  # mirror with (pitch, yaw) -> (pitch, -yaw); exact in normalized images
+    # The camera turned and zoomed (turn_images; all off by default): about its optical axis by U(-roll, roll)
+    # deg, about its x and y axes by U(-tilt, tilt) deg each (the face off the centre; needs the file's framing),
+    # zoomed by U(1 - zoom, 1 + zoom); labels turned with it
+    roll_deg: float = 0.0
+    tilt_deg: float = 0.0
+    zoom: float = 0.0
     # Eye crops are placed during training by the head label plus Gaussian noise of this std per angle (deg),
     # about the predicted head's error, which places them at inference; < 0 = by the detached predicted head.
     crop_head_noise_deg: float = 1.5
@@ -144,8 +156,9 @@ class LabelledImages:
 
 # -------------------------------------------------------------------------------------------- training
 def _augment(x: torch.Tensor, gaze: torch.Tensor, head: torch.Tensor, *, cfg: EstimatorTrainConfig,
-             generator: torch.Generator):
-    """Label-exact augmentation of a batch: x (B, 3, S, S) in [-1, 1], gaze / head (B, 2) rad."""
+             generator: torch.Generator, focal_px: float = 0.0):
+    """Label-exact augmentation of a batch: x (B, 3, S, S) in [-1, 1], gaze / head (B, 2) rad; focal_px of the
+    normalized camera (needed for tilt_deg)."""
     b = x.shape[0]
     u = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
     x = (x + 1.0) / 2.0  # [0, 1]
@@ -159,7 +172,12 @@ def _augment(x: torch.Tensor, gaze: torch.Tensor, head: torch.Tensor, *, cfg: Es
         sign = torch.where(flip, -1.0, 1.0)
         gaze = torch.stack([gaze[:, 0], gaze[:, 1] * sign], dim=1)
         head = torch.stack([head[:, 0], head[:, 1] * sign], dim=1)
+    if cfg.roll_deg > 0 or cfg.tilt_deg > 0 or cfg.zoom > 0:
+        rotation = small_turns(b, roll_deg=cfg.roll_deg, tilt_deg=cfg.tilt_deg, generator=generator)
+        zoom = 1.0 + cfg.zoom * (2 * u(b) - 1)
+        x, gaze, head = turn_images(x, gaze, head, rotation=rotation, zoom=zoom, focal_px=focal_px)
     return x.clamp(0.0, 1.0) * 2.0 - 1.0, gaze, head
+
 
 
 def _crop_head(head: torch.Tensor, *, noise_deg: float, generator: torch.Generator) -> torch.Tensor | None:
@@ -199,6 +217,9 @@ def train_estimator(*, train: LabelledImages, val: LabelledImages | None, config
     if cfg.focal_px <= 0 and train.framing is not None:  # the eye crops go where the training file's eyes are
         cfg = EstimatorConfig(**{**asdict(cfg), "focal_px": train.framing.focal_px,
                                  "distance_mm": train.framing.distance_mm})
+    if tc.tilt_deg > 0 and cfg.focal_px <= 0:
+        raise RegazeError("tilt augmentation needs the normalized camera's focal length: the training file records "
+                          "no framing (camera_focal_px, camera_distance_mm)")
     subject_class = torch.from_numpy(np.searchsorted(subjects, train.subject))  # (N,) class ids
     torch.manual_seed(tc.seed)
     device = torch.device(device)
@@ -228,7 +249,7 @@ def train_estimator(*, train: LabelledImages, val: LabelledImages | None, config
                 break
             idx = order[start:start + tc.batch_size]
             x = to_model_input(train.images.get(idx))  # (B, 3, S, S)
-            x, gaze, head = _augment(x, gaze_all[idx], head_all[idx], cfg=tc, generator=gen)
+            x, gaze, head = _augment(x, gaze_all[idx], head_all[idx], cfg=tc, generator=gen, focal_px=cfg.focal_px)
             x, gaze, head = x.to(device), gaze.to(device), head.to(device)
             for g in opt.param_groups:
                 g["lr"] = tc.lr * _lr_factor(step, total=total, warmup=warmup)
