@@ -10,10 +10,14 @@ Per face:
   3-D points (the chain's geometry; target <= 0.5 deg), (a') with the exact landmarks and the mean synthetic
   face as the 3-D model (the floor of any landmark detector fitted to a generic face), (b) with the MTCNN finder's landmarks and the mean
   synthetic face as the 3-D model (target <= 3 deg median), (c) as (b) with the generic human face
-  HUMAN_FIVE_POINTS_HEAD (what real photos get); (d) as (b) and (c), the head direction then read off the
-  normalized crop by a head-pose reader (`--head-estimator DIR`, default runs/estimator64 when present: an
-  estimator trained on other synthetic faces; regaze/data/photo/head_refinement.py), and (d') the same from
-  the exact landmarks (the reader's own floor);
+  HUMAN_FIVE_POINTS_HEAD (what real photos get); (d) as (b) and (c), through the production call
+  (`normalize_photo(..., head_reader=...)`, what `regaze normalize --head-estimator DIR --face-model M` does):
+  the head direction read off the face by a head-pose reader (default runs/head_reader64_turn when present:
+  an estimator trained on other synthetic faces with camera roll, regaze/data/photo/head_refinement.py), the
+  fit keeping the face centre and roll; target <= 3 deg median on (d) with the synthetic face model, the
+  human model's row reported beside it; (d'') as (d) with the face centre re-fitted to the landmarks after each
+  reading (refine_head_pose's option, off in `regaze normalize`); and (d') as (d) from the exact landmarks
+  (the reader's own floor);
 - the finder's landmark error against the exact points, in pixels and in % of the eye distance;
 - the crop (exact landmarks, own 3-D points) against the renderer's own normalized render of the same face
   (the camera turned and zoomed exactly as the normalization defines it), rendered at 3x and area-filtered
@@ -40,7 +44,7 @@ from benchmarks.result_file import write_result
 RESULTS = Path(__file__).parent / "results" / "photo_normalization.json"
 TARGETS = {"head_err_exact_deg_max": 0.5, "head_err_detector_deg_median": 3.0, "crop_psnr_db_median": 30.0,
            "round_trip_shift_px_max": 1.0}
-DEFAULT_HEAD_ESTIMATOR = Path("runs/estimator64")
+DEFAULT_HEAD_ESTIMATOR = Path("runs/head_reader64_turn")
 
 
 def _angle_deg(a, b) -> float:
@@ -69,10 +73,11 @@ def run(*, scenes: int = 60, seed: int = 0, head_estimator: Path | None = None) 
 
     from regaze.data.photo.face_box import Face
     from regaze.data.photo.face_finder import face_finder
-    from regaze.data.photo.head_refinement import refine_head_pose
     from regaze.data.photo.intrinsics import PhotoCamera
     from regaze.data.photo.normalization import (HUMAN_FIVE_POINTS_HEAD, blend, denormalize, estimate_head_pose,
                                                  face_blend_mask, normalize_face, normalizing_rotation)
+    from regaze.data.photo.head_refinement import refine_head_pose
+    from regaze.data.photo.photo_faces import normalize_photo
     from regaze.data.photo.presets import NORMALIZATION_PRESETS
     from regaze.data.synth import SESSION_PARAMS, render_view
     from regaze.data.synth.camera_frame import MEAN_FACE_LANDMARKS_HEAD, face_landmarks_head, normalized_view, \
@@ -114,6 +119,11 @@ def run(*, scenes: int = 60, seed: int = 0, head_estimator: Path | None = None) 
         r = normalizing_rotation(face_centre_mm=p.face_centre_mm, head_rotation=p.rotation)
         return _angle_deg(head_matrix_to_pitchyaw(r @ p.rotation), true_head)
 
+    def read_err(image, face, model) -> float:  # the production chain with the reader -> its head label's error
+        pf = normalize_photo(image, finder=finder, camera=camera, preset=NORMALIZATION_PRESETS["synth64"],
+                             faces=[face], min_score=0.0, model_points_head=model, head_reader=reader)[0]
+        return _angle_deg(pf.norm.head_pitchyaw_rad, true_head)
+
     t_render = time.time() - t0
     rows = []
     for i in range(scenes):
@@ -126,9 +136,9 @@ def run(*, scenes: int = 60, seed: int = 0, head_estimator: Path | None = None) 
                                    camera=camera)
         row["head_err_exact_landmarks_mean_model_deg"] = head_err(floor)
         if reader is not None:
-            row["head_err_exact_landmarks_read_deg"] = head_err(refine_head_pose(
-                images[i], pose=floor, camera=camera, reader=reader, points_xy=exact_2d[i, :5],
-                model_points_head=MEAN_FACE_LANDMARKS_HEAD[:5]))
+            exact_face = Face(box_xyxy=np.r_[exact_2d[i].min(0), exact_2d[i].max(0)], points_xy=exact_2d[i, :5],
+                              score=1.0)
+            row["head_err_exact_landmarks_read_deg"] = read_err(images[i], exact_face, MEAN_FACE_LANDMARKS_HEAD[:5])
         for size in truth:
             preset = NORMALIZATION_PRESETS[f"synth{size}"]
             norm = normalize_face(images[i], pose=pose, camera=camera, focal_px=preset.focal_px,
@@ -170,7 +180,9 @@ def run(*, scenes: int = 60, seed: int = 0, head_estimator: Path | None = None) 
                 p = estimate_head_pose(points_xy=face.points_xy, model_points_head=model, camera=camera)
                 row[f"head_err_detector_{name}_deg"] = head_err(p)
                 if reader is not None:
-                    row[f"head_err_detector_{name}_read_deg"] = head_err(refine_head_pose(
+                    row[f"head_err_detector_{name}_read_deg"] = read_err(images[i], face, model)
+                    # the option regaze normalize leaves off: the face centre re-fitted after each reading
+                    row[f"head_err_detector_{name}_read_refit_deg"] = head_err(refine_head_pose(
                         images[i], pose=p, camera=camera, reader=reader, points_xy=face.points_xy, model_points_head=model))
         row["distance_mm"] = float(np.linalg.norm(sc.face_centre_cam[i]))
         rows.append(row)
@@ -181,7 +193,8 @@ def run(*, scenes: int = 60, seed: int = 0, head_estimator: Path | None = None) 
         "head_err_detector_mean_synthetic_deg": _stats(col("head_err_detector_mean_synthetic_deg")),
         "head_err_detector_human_deg": _stats(col("head_err_detector_human_deg")),
         **({k: _stats(col(k)) for k in ("head_err_exact_landmarks_read_deg", "head_err_detector_mean_synthetic_read_deg",
-                                        "head_err_detector_human_read_deg")} if reader is not None else {}),
+                                        "head_err_detector_human_read_deg", "head_err_detector_mean_synthetic_read_refit_deg",
+                                        "head_err_detector_human_read_refit_deg")} if reader is not None else {}),
         "detection_rate": float(np.mean(col("detected"))),
         "landmark_err_pct_eye_distance": _stats(col("landmark_err_pct_eye_distance")),
         "landmark_bias_px": np.mean([r["landmark_bias_px"] for r in rows if "landmark_bias_px" in r], 0).tolist(),
@@ -196,7 +209,7 @@ def run(*, scenes: int = 60, seed: int = 0, head_estimator: Path | None = None) 
         "head_err_exact_deg_max": (s["head_err_exact_deg"]["max"], "<=", TARGETS["head_err_exact_deg_max"]),
         "head_err_detector_deg_median": (s["head_err_detector_mean_synthetic_deg"].get("median"), "<=",
                                          TARGETS["head_err_detector_deg_median"]),
-        **({"head_err_detector_read_deg_median": (s["head_err_detector_human_read_deg"].get("median"), "<=",
+        **({"head_err_detector_read_deg_median": (s["head_err_detector_mean_synthetic_read_deg"].get("median"), "<=",
                                                   TARGETS["head_err_detector_deg_median"])} if reader is not None else {}),
         "crop_psnr_db_median": (min(s["crop_psnr_64_db"]["median"], s["crop_psnr_128_db"]["median"]), ">=",
                                 TARGETS["crop_psnr_db_median"]),

@@ -40,6 +40,7 @@ written when anything fails. Needs the optional extra: pip install 'regaze[photo
 
 
 def register(subparsers) -> None:
+    from regaze.data.photo.face_models import FACE_MODELS
     from regaze.data.photo.presets import NORMALIZATION_PRESETS
 
     p = subparsers.add_parser(
@@ -63,6 +64,9 @@ def register(subparsers) -> None:
     p.add_argument("--head-estimator", metavar="DIR",
                    help="read the head direction off each face with this estimator (see below); default: the "
                         "landmark fit alone")
+    p.add_argument("--face-model", choices=FACE_MODELS, default="human",
+                   help="the generic 3-D face the landmarks are fitted to: human (photos of people, default) or "
+                        "synthetic (regaze's own renders)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
@@ -96,7 +100,7 @@ def _run(args) -> int:
     result = normalize_files(args.inputs, out=args.out, preset=preset, camera=camera, largest=args.largest,
                              min_score=args.min_score, skip_missing=args.skip_missing,
                              subject_by_folder=args.subject_by_folder, progress=not args.no_progress,
-                             head_reader=head_reader)
+                             head_reader=head_reader, face_model=args.face_model)
     for path in result["without_faces"]:
         print(f"warning: no face found in {path} (listed in the output)", file=sys.stderr)
     print(f"wrote {result['faces']} normalized faces of {result['photos']} photos to {result['out']} "

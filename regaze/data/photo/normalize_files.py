@@ -13,7 +13,8 @@ output (attribute `photos_without_faces` / the sidecar's "without_faces") and re
 head_rotation_cam (N, 3, 3) hR, face_centre_mm (N, 3), facial_landmarks (N, 5, 2) in the photo, face_box
 (N, 4) x0 y0 x1 y1, face_score (N,), source_index (N,) into the attribute `source_files`, face_index (N,)
 within its photo. Attributes: camera_focal_px, camera_distance_mm (the framing training reads), preset,
-cameras (per photo), landmark order, face finder, head_pose_source (the landmark fit, or which head reader).
+cameras (per photo), landmark order, face finder, face_model (the 3-D face fitted), head_pose_source (the
+landmark fit, or which head reader).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from regaze.data.photo.face_finder import FIVE_POINTS, face_finder
+from regaze.data.photo.face_models import face_model_points
 from regaze.data.photo.intrinsics import PhotoCamera
 from regaze.data.photo.photo_faces import camera_for, list_photos, normalize_photo, read_photo
 from regaze.data.photo.presets import NormalizationPreset
@@ -51,8 +53,10 @@ def _png_bytes(image: np.ndarray) -> bytes:
 
 def normalize_files(inputs, *, out, preset: NormalizationPreset, camera: PhotoCamera | None = None,
                     finder: str = "mtcnn", largest: bool = False, min_score: float = 0.9, skip_missing: bool = False,
-                    subject_by_folder: bool = False, progress: bool = True, head_reader=None) -> dict:
+                    subject_by_folder: bool = False, progress: bool = True, head_reader=None,
+                    face_model: str = "human") -> dict:
     """Normalize every face of the photos in `inputs` into `out` (.h5, or a folder for PNGs + normalize.json).
+    face_model (face_models.py FACE_MODELS): the generic 3-D face the five landmarks are fitted to.
     head_reader (regaze/data/photo/head_refinement.py HeadReader): the head direction read off each face
     instead of the landmark fit's alone; what it is goes into the output (`head_pose_source`).
     Returns {"faces": n, "photos": n, "without_faces": [paths], "out": path, "camera": ...}."""
@@ -62,6 +66,7 @@ def normalize_files(inputs, *, out, preset: NormalizationPreset, camera: PhotoCa
         raise RegazeError(f"--out {out}: expected a .h5 file or a folder (no suffix) for PNGs and normalize.json")
     photos = list_photos(inputs)
     images = {p: read_photo(p) for p in photos}  # every photo readable before the slow part
+    model_points = face_model_points(face_model)  # (5, 3), before the slow part: an unknown name fails first
     detector = face_finder(finder)
     records, crops, missing = [], [], []
     folders = sorted({p.parent.name for p in photos})
@@ -74,7 +79,7 @@ def normalize_files(inputs, *, out, preset: NormalizationPreset, camera: PhotoCa
         image = images[path]
         cam = camera_for(image, camera)
         faces = normalize_photo(image, finder=detector, camera=cam, preset=preset, largest=largest, min_score=min_score,
-                                head_reader=head_reader)
+                                model_points_head=model_points, head_reader=head_reader)
         if not faces:
             missing.append(str(path))
             continue
@@ -93,10 +98,11 @@ def normalize_files(inputs, *, out, preset: NormalizationPreset, camera: PhotoCa
     attrs = {"camera_focal_px": preset.focal_px, "camera_distance_mm": preset.distance_mm, "preset": preset.name,
              "landmarks": ",".join(FIVE_POINTS), "face_finder": finder,
              "source_files": json.dumps([str(p) for p in photos]), "photos_without_faces": json.dumps(missing),
-             "cameras": json.dumps(cameras), "split": "all",
+             "cameras": json.dumps(cameras), "split": "all", "face_model": face_model,
              "head_pose_label": "normalized head rotation R hR as (pitch, yaw) rad, ETH-XGaze convention",
-             "head_pose_source": ("five landmarks fitted to a generic 3-D face (cv2.solvePnP)" if head_reader is None
-                                  else f"the landmark fit's face centre and roll; {head_reader.about}")}
+             "head_pose_source": (f"five landmarks fitted to the generic {face_model} 3-D face (cv2.solvePnP)"
+                                  if head_reader is None else f"the fit to the generic {face_model} 3-D face's face "
+                                                              f"centre and roll; {head_reader.about}")}
     if to_h5:
         _write_h5(out, crops=crops, records=records, attrs=attrs, size=preset.size)
     else:
@@ -135,7 +141,8 @@ def _write_pngs(out: Path, *, crops, records, attrs, preset: NormalizationPreset
         items.append((name, crop, r))
     for name, crop, _ in items:
         _write_atomic(out / name, _png_bytes(crop))
-    sidecar = {"preset": preset.to_dict(), "landmarks": list(FIVE_POINTS), "head_pose_source": attrs["head_pose_source"],
+    sidecar = {"preset": preset.to_dict(), "landmarks": list(FIVE_POINTS), "face_model": attrs["face_model"],
+               "head_pose_source": attrs["head_pose_source"],
                "photos_without_faces": json.loads(attrs["photos_without_faces"]),
                "faces": [{"file": name, "source": r["source"], "face_index": r["face_index"],
                           "head_pitchyaw_deg": np.degrees(r["norm"].head_pitchyaw_rad).round(3).tolist(),
