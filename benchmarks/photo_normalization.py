@@ -12,8 +12,9 @@ Per face:
   synthetic face as the 3-D model (target <= 3 deg median), (c) as (b) with the generic human face
   HUMAN_FIVE_POINTS_HEAD (what real photos get); (d) as (b) and (c), through the production call
   (`normalize_photo(..., head_reader=...)`, what `regaze normalize --head-estimator DIR --face-model M` does):
-  the head direction read off the face by a head-pose reader (default runs/head_reader64_turn when present:
-  an estimator trained on other synthetic faces with camera roll, regaze/data/photo/head_refinement.py), the
+  the head direction read off the face by a head-pose reader (default: the shipped synth64 reader,
+  regaze/reference/head_reader64/, an estimator trained on other synthetic faces with camera roll and turned,
+  zoomed crops; regaze/data/photo/head_refinement.py), the
   fit keeping the face centre and roll; target <= 3 deg median on (d) with the synthetic face model, the
   human model's row reported beside it; (d'') as (d) with the face centre re-fitted to the landmarks after each
   reading (refine_head_pose's option, off in `regaze normalize`); and (d') as (d) from the exact landmarks
@@ -44,7 +45,7 @@ from benchmarks.result_file import write_result
 RESULTS = Path(__file__).parent / "results" / "photo_normalization.json"
 TARGETS = {"head_err_exact_deg_max": 0.5, "head_err_detector_deg_median": 3.0, "crop_psnr_db_median": 30.0,
            "round_trip_shift_px_max": 1.0}
-DEFAULT_HEAD_ESTIMATOR = Path("runs/head_reader64_turn")
+DEFAULT_HEAD_ESTIMATOR = "synth64"  # the shipped reader, regaze/reference/head_reader64/
 
 
 def _angle_deg(a, b) -> float:
@@ -67,8 +68,9 @@ def _stats(v) -> dict:
             "max": float(v.max()), "min": float(v.min())}
 
 
-def run(*, scenes: int = 60, seed: int = 0, head_estimator: Path | None = None) -> dict:
-    """head_estimator: an estimator directory for the rows with the head read off the crop (None: no such rows)."""
+def run(*, scenes: int = 60, seed: int = 0, head_estimator: Path | str | None = None) -> dict:
+    """head_estimator: an estimator directory or a shipped reader's name for the rows with the head read off the
+    crop (None: no such rows)."""
     import cv2
 
     from regaze.data.photo.face_box import Face
@@ -224,12 +226,8 @@ def run(*, scenes: int = 60, seed: int = 0, head_estimator: Path | None = None) 
 
 
 def main(quick: bool = False, *, scenes: int | None = None, out: Path = RESULTS,
-         head_estimator: Path | None = DEFAULT_HEAD_ESTIMATOR) -> dict:
-    """head_estimator: the reader of rows (d); the default one is used only when it exists (make bench on a fresh
-    clone has none), any other that is missing is an error."""
-    if head_estimator == DEFAULT_HEAD_ESTIMATOR and not (head_estimator / "estimator.pt").exists():
-        print(f"no {head_estimator}: the rows with the head read off the crop are left out", file=sys.stderr)
-        head_estimator = None
+         head_estimator: Path | str | None = DEFAULT_HEAD_ESTIMATOR) -> dict:
+    """head_estimator: the reader of rows (d), a directory or a shipped reader's name (None: no such rows)."""
     result = run(scenes=scenes or (12 if quick else 60), head_estimator=head_estimator)
     if not quick:
         write_result(out, result)
@@ -287,14 +285,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=60, help="faces (default 60)")
     parser.add_argument("--quick", action="store_true", help="12 faces, nothing written")
-    parser.add_argument("--head-estimator", type=Path, default=DEFAULT_HEAD_ESTIMATOR,
-                        help="estimator that reads the head off the crop, rows (d) (default runs/estimator64 if present)")
+    parser.add_argument("--head-estimator", default=DEFAULT_HEAD_ESTIMATOR,
+                        help="estimator that reads the head off the crop, rows (d): a directory or a shipped reader's "
+                             "name (default synth64, regaze/reference/head_reader64/); 'none': no such rows")
     parser.add_argument("--png", type=Path, help="also draw the chain's picture (e.g. docs/photo_chain.png)")
     args = parser.parse_args()
     import json
 
     if args.png:
         print(f"wrote {figure(out=args.png)}", file=sys.stderr)
-    res = main(quick=args.quick, scenes=None if args.quick else args.scenes, head_estimator=args.head_estimator)
+    res = main(quick=args.quick, scenes=None if args.quick else args.scenes, head_estimator=None if args.head_estimator == "none" else args.head_estimator)
     print(json.dumps({"summary": res["summary"], "targets": res["targets"]}, indent=1))
     sys.exit(0)

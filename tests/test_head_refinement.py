@@ -180,3 +180,26 @@ def test_normalize_with_a_head_estimator_says_so_in_the_output_and_changes_the_l
                      "--head-estimator", str(tmp_path / "nothing")]) == 1
     assert "no estimator checkpoint" in capsys.readouterr().err and not (tmp_path / "x.h5").exists()
 
+
+
+def test_the_shipped_synth64_reader_reads_the_head_of_synthetic_faces_it_has_not_seen(tmp_path):
+    """regaze/reference/head_reader64 by its name: on 40 faces of 4 new identities (another seed than its
+    training data) its median head error is a few degrees, far below guessing 'frontal' for every face."""
+    import h5py
+
+    from regaze.data.synth.generate import write_synthetic_dataset
+    from regaze.evaluation.estimator.head_reader import SHIPPED_HEAD_READERS, estimator_head_reader
+
+    path = write_synthetic_dataset(tmp_path / "s.h5", subjects=4, per_subject=10, size=64, seed=123, workers=1,
+                                   progress=False)
+    with h5py.File(path) as f:
+        crops, truth = f["face_patch"][:], f["face_head_pose"][:].astype(np.float64)  # (40, 64, 64, 3), (40, 2)
+    reader = estimator_head_reader("synth64")
+    assert "shipped synth64 reader" in reader.about and (SHIPPED_HEAD_READERS["synth64"] / "estimator.pt").exists()
+
+    def median_err(pred):
+        cos = np.sum(pitchyaw_to_vector(pred) * pitchyaw_to_vector(truth), axis=1)
+        return float(np.degrees(np.median(np.arccos(np.clip(cos, -1.0, 1.0)))))
+
+    err, frontal = median_err(reader.read(crops)), median_err(np.zeros_like(truth))
+    assert err < 4.0 and err < 0.2 * frontal, (err, frontal)

@@ -27,11 +27,18 @@ presets (normalized camera focal length, face distance, crop size):
 Distortion_Coefficients). Without it each photo gets f = max(width, height) px, centred, no distortion; the
 output says so. Head poses are only as good as this camera.
 
---head-estimator DIR: the head direction read off each face by a trained estimator (`regaze estimator train`,
-best with --roll-deg 15) instead of the five-point fit's alone, which cannot tell a face's shape from its pose;
-the fit still places the crop and sets the roll. On the synthetic webcam benchmark (docs/RESULTS.md, issue 14)
-it lowers the median head error from about 10 deg to about 3 deg. It is right only for faces like those it was
-trained on: one trained on synthetic faces is not a head-pose estimator for photos of people.
+--head-estimator DIR|synth64: the head direction read off each face by a trained estimator (`regaze estimator
+train`, best with --roll-deg 15) instead of the five-point fit's alone, which cannot tell a face's shape from its
+pose; the fit still places the crop and sets the roll. `synth64` is the reader shipped in
+regaze/reference/head_reader64/, trained on regaze's synthetic faces: on the synthetic webcam benchmark
+(docs/RESULTS.md, issue 14; 60 new faces, MTCNN landmarks) it lowers the median head error from 10.4 deg to
+2.5 deg (9.0 to 2.5 with --face-model synthetic). It is right only for faces like those it was trained on: it is
+not a head-pose estimator for photos of people; for those, train one on normalized crops of people.
+
+--face-model human|synthetic: the generic 3-D face the five landmarks are fitted to. human (default) for photos
+of people; synthetic (the mean of regaze's rendered faces) for regaze's own renders: with MTCNN's landmarks
+on the same benchmark the fit's median head error is 10.4 deg with the human face, 9.0 deg with the synthetic
+one (4.5 deg from the exact landmarks: the floor of a generic face).
 
 A photo without a face (score >= --min-score) is an error that names it, unless --skip-missing: then the
 other photos are written and the photos without faces are listed (stderr, and in the output). Nothing is
@@ -62,8 +69,8 @@ def register(subparsers) -> None:
     p.add_argument("--subject-by-folder", action="store_true",
                    help="subject id = the photo's folder (sorted names); default: subject 0 for all")
     p.add_argument("--head-estimator", metavar="DIR",
-                   help="read the head direction off each face with this estimator (see below); default: the "
-                        "landmark fit alone")
+                   help="read the head direction off each face with this estimator, or the shipped one for "
+                        "synthetic faces: synth64 (see below); default: the landmark fit alone")
     p.add_argument("--face-model", choices=FACE_MODELS, default="human",
                    help="the generic 3-D face the landmarks are fitted to: human (photos of people, default) or "
                         "synthetic (regaze's own renders)")
