@@ -8,6 +8,7 @@ the same seeded evaluation pairs, the same independent estimator:
 - `--study demo_warp_refine` (issue 13): today's demo recipe with and without the warp's full-resolution refinement.
 - `--study demo_edge` (issue 13): today's demo recipe with and without the image-gradient loss (loss.edge).
 - `--study demo_convex` (issue 13): today's demo recipe with bilinear or convex upsampling of the warp.
+- `--study demo_cosine` (issue 13): today's demo recipe at a constant learning rate or a cosine decay over the budget.
 Writes benchmarks/results/<study>.json (ablation.json for patent) and benchmarks/ablation.md
 with every study's table.
 
@@ -20,6 +21,7 @@ with every study's table.
     python -m benchmarks.ablation --study demo_warp_refine --root runs/demo_warp_refine --cpu-minutes 10 --seeds 0 1
     python -m benchmarks.ablation --study demo_edge --root runs/demo_edge --cpu-minutes 10 --seeds 0 1
     python -m benchmarks.ablation --study demo_convex --root runs/demo_convex --cpu-minutes 10 --seeds 0 1
+    python -m benchmarks.ablation --study demo_cosine --root runs/demo_cosine --cpu-minutes 10 --seeds 0 1
 
 Each variant and seed trains into RUN_ROOT/NAME/seed_S (resumed if it stopped early) with the demo's 64-px
 recipe plus the variant's switch, for an equal budget: `--cpu-minutes M` stops each run after M minutes of
@@ -45,7 +47,8 @@ RESULTS = {"patent": Path(__file__).parent / "results" / "ablation.json",
            "demo_width_10min": Path(__file__).parent / "results" / "demo_width_10min.json",
            "demo_warp_refine": Path(__file__).parent / "results" / "demo_warp_refine.json",
            "demo_edge": Path(__file__).parent / "results" / "demo_edge.json",
-           "demo_convex": Path(__file__).parent / "results" / "demo_convex.json"}
+           "demo_convex": Path(__file__).parent / "results" / "demo_convex.json",
+           "demo_cosine": Path(__file__).parent / "results" / "demo_cosine.json"}
 TABLE = Path(__file__).parent / "ablation.md"
 VARIANTS = {  # name -> (TrainConfig overrides, what it removes)
     "full": ({}, "the method: cross swap, identity swap, L_ort"),
@@ -121,6 +124,17 @@ STUDIES = {"patent": (VARIANTS, "Ablation of the patent's parts (issue 6)", "wha
                                              "loss": {"latent": 0.1}},
                                             "+ convex (RAFT-style) upsampling of the flow and mask to full resolution")},
                            "Convex upsampling of the warp on the demo's recipe (issue 13, 10 CPU minutes)",
+                           "what it changes"),
+           # issue 13: the learning curve gains ~0.5 dB per doubling of CPU time at a constant lr; an anneal
+           # to the end of the budget is the usual way to take the last of it (the budget is known in advance)
+           "demo_cosine": ({"demo_narrow": DEMO_LEVERS["demo_narrow"],
+                            "demo_cosine": ({**DEMO_LEVERS["demo_narrow"][0], "lr_schedule": "cosine", "lr_final": 0.05},
+                                            "+ a cosine decay of the learning rates to 5 % at the end of the budget"),
+                            "demo_cosine_hi": ({**DEMO_LEVERS["demo_narrow"][0], "lr_g": 1e-3, "lr_schedule": "cosine", "lr_final": 0.05},
+                                               "+ the same decay from twice the learning rate (lr_g 1e-3)"),
+                            "demo_lr_hi": ({**DEMO_LEVERS["demo_narrow"][0], "lr_g": 1e-3},
+                                           "twice the learning rate (lr_g 1e-3), constant: the control of demo_cosine_hi")},
+                           "A cosine learning-rate decay over the budget on the demo's recipe (issue 13, 10 CPU minutes)",
                            "what it changes")}
 # (label, path in eval.json, unit, better). Every model column scores the decoder's image; the eye composite
 # (the decoder's eyes pasted into the source, the default output of a gaze-only change) has its own column.

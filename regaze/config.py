@@ -242,6 +242,10 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.99
     ema_decay: float = 0.995  # EMA of the generator for evaluation and export; 0 = off
+    # the learning rates over the budget (regaze/training/lr_schedule.py): constant, or cosine from lr_* down to
+    # lr_final * lr_* at the end of max_minutes (or max_steps, whichever the run reaches first)
+    lr_schedule: str = "constant"
+    lr_final: float = 0.05
     # stopping: whichever comes first; decided by rank 0 and shared, so every process stops at the same step
     max_steps: int = 20000
     max_minutes: float = 0.0  # wall-clock budget, read at log and validation steps; 0 = none
@@ -280,6 +284,10 @@ class TrainConfig:
                               "directory trained on this data's training subjects)")
         if self.amp not in ("auto", "bf16", "off"):
             raise RegazeError(f"amp must be 'auto' (bf16 on CUDA), 'bf16' or 'off', got {self.amp!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise RegazeError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if not 0.0 <= self.lr_final <= 1.0:
+            raise RegazeError(f"lr_final (the cosine's last learning rate as a fraction of lr_g / lr_d) must be in [0, 1], got {self.lr_final}")
         if self.gan_start_step < 0:
             raise RegazeError(f"gan_start_step must be >= 0, got {self.gan_start_step}")
         if not self.loss.rec and not self.loss.gen:

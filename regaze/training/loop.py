@@ -45,6 +45,7 @@ from regaze.model.redirector import Redirector
 from regaze.model.separation import CrossAttributeSeparation
 from regaze.training import losses
 from regaze.training.batches import ImageSource
+from regaze.training.lr_schedule import budget_progress, lr_factor
 from regaze.training.pair_step import PairForward, generator_terms
 from regaze.training.pair_stream import StepBatches, StepBatchMaker, on_device, step_torch_generator
 from regaze.training.run_dir import RunDir, write_image_grid
@@ -143,6 +144,7 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), fused=fused)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), fused=fused)
     step, best_score, best_psnr, best_step = 0, -math.inf, -math.inf, None
+    trained_before_s = 0.0  # the loop's clock seconds of earlier invocations (--resume): the lr schedule's budget
     best_by = "no validation yet: no best.pt" if has_val else f"no validation subjects ({split.rule}): no best.pt"
     if resume:
         state = run.load_latest(config=cfg)
@@ -152,6 +154,7 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         step, best_psnr = state["step"], state.get("best_psnr_db", -math.inf)
+        trained_before_s = float(state.get("trained_s", 0.0))
         best_score = state.get("best_val_score", -math.inf)  # absent in checkpoints chosen by PSNR alone
         best_step, best_by = state.get("best_step"), state.get("best_by", best_by)
         if info.is_main:
@@ -194,12 +197,22 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
                 "ema": ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                 "config": cfg.to_dict(), "step": step, "best_psnr_db": best_psnr, "best_val_score": best_score,
                 "best_step": best_step, "best_by": best_by, "val": val or {}, "framing": asdict(framing), "split": split.record(),
+                "trained_s": trained_before_s + elapsed_s,
             }
             run.save_checkpoint(state, step=step, best=tag_best, keep_last=cfg.keep_last)
         saved_at = step
         dist.barrier()
 
     t_start = t_log = clock()
+    elapsed_s = 0.0  # rank 0's clock - t_start, shared at log and validation steps, so every rank sets the same lr
+
+    def set_lr() -> None:
+        f = lr_factor(schedule=cfg.lr_schedule, final=cfg.lr_final, progress=budget_progress(
+            step=step, max_steps=cfg.max_steps, trained_s=trained_before_s + elapsed_s, max_minutes=cfg.max_minutes))
+        for opt, base in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = base * f
+
     pairs_since_log = 0
     sums, nonfinite = {}, torch.zeros((), device=device)
     last = {}
@@ -213,6 +226,7 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
     stop_reason = "max_steps"
     try:
         while step < cfg.max_steps:
+            set_lr()  # from this step and the clock of the last log step
             host = stream.next(step)
             if info.world_size > 1:
                 anchors = host["pairs"][:, 0]  # (B,)
@@ -284,7 +298,8 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
                 n_steps = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
                 now = clock()
                 last = {k: float(dist.all_reduce_mean(v)) / n_steps for k, v in sums.items()}
-                last.update(step=step, pairs_per_s=pairs_since_log / max(now - t_log, 1e-9), elapsed_s=now - t_start)
+                last.update(step=step, pairs_per_s=pairs_since_log / max(now - t_log, 1e-9), elapsed_s=now - t_start,
+                            lr_g=opt_g.param_groups[0]["lr"])
                 with torch.no_grad():
                     fa = out["feats_a"]
                     last.update(norm_id=float(fa.z_id.float().norm(dim=-1).mean()), norm_gaze=float(fa.z_gaze.float().norm(dim=-1).mean()),
@@ -297,7 +312,8 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike, out: str | os.PathLike, 
                         bar.set_postfix(pairs_s=f"{last['pairs_per_s']:.0f}", rec=f"{last['rec']:.3f}", label=f"{last['label']:.3f}", **left)
             timed_out = False
             if at_log or at_val:
-                timed_out = dist.broadcast_object(bool(cfg.max_minutes) and clock() - t_start > cfg.max_minutes * 60)
+                elapsed_s = dist.broadcast_object(clock() - t_start)
+                timed_out = bool(cfg.max_minutes) and elapsed_s > cfg.max_minutes * 60
             if has_val and (at_val or timed_out):
                 val = None
                 if info.is_main:
