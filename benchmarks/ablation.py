@@ -8,7 +8,8 @@ the same seeded evaluation pairs, the same independent estimator:
 - `--study demo_warp_refine` (issue 13): today's demo recipe with and without the warp's full-resolution refinement.
 - `--study demo_edge` (issue 13): today's demo recipe with and without the image-gradient loss (loss.edge).
 - `--study demo_convex` (issue 13): today's demo recipe with bilinear or convex upsampling of the warp.
-- `--study demo_cosine` (issue 13): today's demo recipe at a constant learning rate or a cosine decay over the budget.
+- `--study demo_cosine` (issue 13): today's demo recipe at a constant learning rate or a cosine decay over the budget,
+  and with a longer EMA of the weights.
 Writes benchmarks/results/<study>.json (ablation.json for patent) and benchmarks/ablation.md
 with every study's table.
 
@@ -133,7 +134,9 @@ STUDIES = {"patent": (VARIANTS, "Ablation of the patent's parts (issue 6)", "wha
                             "demo_cosine_hi": ({**DEMO_LEVERS["demo_narrow"][0], "lr_g": 1e-3, "lr_schedule": "cosine", "lr_final": 0.05},
                                                "+ the same decay from twice the learning rate (lr_g 1e-3)"),
                             "demo_lr_hi": ({**DEMO_LEVERS["demo_narrow"][0], "lr_g": 1e-3},
-                                           "twice the learning rate (lr_g 1e-3), constant: the control of demo_cosine_hi")},
+                                           "twice the learning rate (lr_g 1e-3), constant: the control of demo_cosine_hi"),
+                            "demo_ema999": ({**DEMO_LEVERS["demo_narrow"][0], "ema_decay": 0.999},
+                                            "the evaluated EMA of the weights over ~1,000 steps instead of ~200 (ema_decay 0.999)")},
                            "A cosine learning-rate decay over the budget on the demo's recipe (issue 13, 10 CPU minutes)",
                            "what it changes")}
 # (label, path in eval.json, unit, better). Every model column scores the decoder's image; the eye composite

@@ -183,13 +183,16 @@ if os.environ["RANK"] == "1":
     loop.clock = lambda: t0 + 1000.0 * (time.monotonic() - t0)
 summary = loop.train(config_from_dict(TrainConfig, json.loads(sys.argv[1])), data=sys.argv[2], out=sys.argv[3],
                      progress=False)
-print("RESULT " + json.dumps({"step": summary["step"], "stop_reason": summary["stop_reason"]}))
+print("RESULT " + json.dumps({"step": summary["step"], "stop_reason": summary["stop_reason"],
+                              "checksums": summary["rank_param_checksums"]}))
 """
 
 
 @pytest.mark.isolated(timeout=300)
 def test_two_processes_whose_clocks_disagree_stop_at_the_same_step(tiny_data, tmp_path):
-    config = {**TINY, "max_steps": 100000, "max_minutes": 0.05, "log_every": 1, "val_every": 4, "ckpt_every": 4}
+    """...and, under a cosine over the minutes, train at the same rate (rank 0's clock): identical weights."""
+    config = {**TINY, "max_steps": 100000, "max_minutes": 0.05, "log_every": 1, "val_every": 4, "ckpt_every": 4,
+              "lr_schedule": "cosine"}
     port = _free_port()
     procs = []
     for rank in (0, 1):
@@ -212,6 +215,8 @@ def test_two_processes_whose_clocks_disagree_stop_at_the_same_step(tiny_data, tm
     assert results[0] == results[1], results
     assert results[0]["stop_reason"] == "max_minutes=0.05 reached"
     assert 1 < results[0]["step"] < 100000  # rank 0's clock decided, not rank 1's (which was out of time at step 1)
+    a, b = results[0]["checksums"]
+    assert a == b
 
 
 # --------------------------------------------------------------------- the config of `regaze train`
