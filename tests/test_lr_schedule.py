@@ -62,7 +62,7 @@ def test_bad_schedule_values_are_clear_errors():
 
 
 @pytest.mark.isolated(timeout=120)
-def test_the_loop_trains_each_step_at_the_scheduled_rate_and_resumes_exactly(tiny_data, tmp_path):
+def test_the_loop_trains_each_step_at_the_scheduled_rate_and_continues_it_on_resume(tiny_data, tmp_path):
     cosine = {**TINY, "lr_schedule": "cosine", "lr_final": 0.1}
     train(config_from_dict(TrainConfig, cosine), data=tiny_data, out=tmp_path / "cos", progress=False)
     rows = _rows(tmp_path / "cos")
